@@ -1,0 +1,44 @@
+# The Sociovia CRM backend. `make run` runs it; `make test` tests it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: help venv deps run test test-unit acceptance bench clean
+
+help:
+	@echo "make run         start the whole system (local processes); Ctrl-C stops it"
+	@echo "make test        unit, interface, integration and end-to-end tests"
+	@echo "make acceptance  the black-box suite (../shared/acceptance) against a fresh stack"
+	@echo "make bench       benchmarks (bench/)"
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+# RabbitMQ and PostgreSQL must answer; they are started when they do not.
+deps: venv
+	$(BIN)/python bin/stack.py --deps-only
+
+run: deps
+	$(BIN)/python bin/stack.py
+
+test: deps
+	$(PYTEST)
+
+test-unit: venv
+	$(PYTEST) services/*/tests/unit
+
+acceptance: deps
+	$(BIN)/python bin/acceptance.py
+
+bench: deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) acceptance-stack.log .pytest_cache

@@ -1,0 +1,237 @@
+"""Helpers for the project's tests (never imported by running services)."""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+
+import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
+
+from crm_common.config import with_database
+from crm_common.events import events_exchange_name
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def wait_for(check, timeout=10.0, every=0.05, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def drop_databases(server_url, prefix):
+    """Drop every database named `<prefix>_*` (a test stack's leftovers)."""
+    engine = sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT",
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                 {"p": prefix.replace("_", "\\_") + "\\_%"}).scalars().all()
+            for name in names:
+                conn.execute(sa.text('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name))
+    finally:
+        engine.dispose()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TcpProxy:
+    """A TCP forwarder that a test can cut and restore, to take a dependency
+    (the broker) away from one component while the rest of the machine keeps it."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener = None
+        self._conns = []
+        self._lock = threading.Lock()
+        self._open = False
+
+    def start(self):
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        self._open = True
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=3)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        """Refuse new connections and break the open ones."""
+        self._open = False
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def restore(self):
+        if not self._open:
+            self.start()
+
+    def uri(self, amqp_uri):
+        """`amqp_uri` pointed at this proxy."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(amqp_uri)
+        auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit((parts.scheme, "%s127.0.0.1:%d" % (auth, self.port), parts.path,
+                           parts.query, parts.fragment))
+
+
+class EventTap:
+    """A private queue bound to a service's event exchange (like a consumer)."""
+
+    def __init__(self, amqp_uri, service, pattern="#"):
+        self.conn = Connection(amqp_uri)
+        exchange = Exchange(events_exchange_name(service), type="topic", durable=True)
+        self.queue = Queue("test-tap-%s" % uuid.uuid4().hex, exchange=exchange, routing_key=pattern,
+                           exclusive=True, auto_delete=True)
+        self.events = []
+        self.consumer = self.conn.Consumer(queues=[self.queue], callbacks=[self._on],
+                                           accept=["json"])
+        self.consumer.consume()
+
+    def _on(self, body, message):
+        self.events.append((message.delivery_info.get("routing_key"), body, message.headers))
+        message.ack()
+
+    def drain(self, seconds=0.2):
+        try:
+            self.conn.drain_events(timeout=seconds)
+        except socket.timeout:
+            pass
+
+    def wait(self, predicate, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for key, body, _ in self.events:
+                if predicate(key, body):
+                    return key, body
+            self.drain()
+        raise AssertionError("no matching event in %.0f s; saw %r"
+                             % (timeout, [k for k, _, _ in self.events]))
+
+    def close(self):
+        try:
+            self.consumer.cancel()
+        finally:
+            self.conn.release()
+
+
+class RunningStack:
+    """The whole stack as `make run` starts it (bin/stack.py), for end-to-end
+    tests and the acceptance run. Stops it (and its children) on exit."""
+
+    def __init__(self, env, python, log_path=None, instances=(), health_timeout=120):
+        self.env = env
+        self.python = python
+        self.log_path = log_path
+        self.instances = instances
+        self.health_timeout = health_timeout
+        self.proc = None
+        self._log = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%s" % self.env.get("CRM_PORT", "8000")
+
+    def start(self):
+        argv = [self.python, os.path.join(ROOT, "bin", "stack.py")]
+        for item in self.instances:
+            argv += ["--instances", item]
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        try:
+            self.wait_healthy()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self):
+        deadline = time.time() + self.health_timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the stack exited with %s (log: %s)"
+                                   % (self.proc.returncode, self.log_path))
+            try:
+                with urllib.request.urlopen(self.url + "/api/health", timeout=3) as r:
+                    if r.status == 200:
+                        return
+            except Exception:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the stack is not healthy after %.0f s (log: %s)"
+                           % (self.health_timeout, self.log_path))
+
+    def stop(self, timeout=30):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,1 @@
+"""Errors the analytics service raises over RPC (none yet beyond crm_common's)."""

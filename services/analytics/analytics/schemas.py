@@ -1,0 +1,1 @@
+"""How the analytics service writes its data on the wire (nothing yet)."""

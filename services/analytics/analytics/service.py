@@ -1,0 +1,17 @@
+"""The analytics service. A skeleton so far: it owns its database and answers
+the health ping; its features come with their own issue."""
+from nameko.rpc import rpc
+
+from crm_common.errors import Unavailable
+from analytics.dependencies import AnalyticsDatabase
+
+
+class AnalyticsService:
+    name = "analytics"
+
+    db = AnalyticsDatabase()
+
+    @rpc(expected_exceptions=Unavailable)
+    def ping(self):
+        self.db.ping()
+        return {"status": "ok"}

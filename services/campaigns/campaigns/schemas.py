@@ -1,0 +1,1 @@
+"""How the campaigns service writes its data on the wire (nothing yet)."""

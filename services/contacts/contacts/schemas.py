@@ -1,0 +1,1 @@
+"""How the contacts service writes its data on the wire (nothing yet)."""

@@ -1,0 +1,49 @@
+"""The gateway's WSGI application: `create_app(settings, rpc, keys)` for tests,
+`gateway.wsgi:app` for gunicorn."""
+import falcon
+
+from gateway import errors
+from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
+from gateway.openapi import Routes
+from gateway.resources.leads import LeadActivity, LeadItem, Leads
+from gateway.resources.platform import HealthCheck, OpenApiDocument, RegenerateKey, SettingsConfig
+
+HEALTH_PING_TIMEOUT = 2.0
+
+
+class ServiceCaller:
+    """What resources call: `rpc(req, service, method, *args)`. It passes the
+    request id on to the service (nameko's call-id stack)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, req, service, method, *args, **kwargs):
+        context = {"call_id_stack": ["gateway.http.%s" % req.context.request_id]}
+        return self.client.call(service, method, *args, context=context, **kwargs)
+
+
+class NotFoundSink:
+    """Unknown routes: the contract's JSON 404."""
+
+    def __call__(self, req, resp, **kwargs):
+        raise falcon.HTTPNotFound(description="No route %s %s." % (req.method, req.path))
+
+
+def create_app(settings, client, keys):
+    app = falcon.App(middleware=[RequestContext(), Cors(settings.cors_origins), BodyLimit(),
+                                 ApiKeyAuth(keys)])
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+    rpc = ServiceCaller(client)
+
+    routes = Routes(app)
+    routes.add("/api/health", HealthCheck(client, min(settings.rpc_timeout, HEALTH_PING_TIMEOUT)))
+    routes.add("/api/openapi.json", OpenApiDocument(routes))
+    routes.add("/api/settings/config", SettingsConfig(keys, settings))
+    routes.add("/api/settings/regenerate-key", RegenerateKey(keys))
+    routes.add("/api/leads", Leads(rpc))
+    routes.add("/api/leads/{id}", LeadItem(rpc))
+    routes.add("/api/leads/{id}/activity", LeadActivity(rpc))
+    app.add_sink(NotFoundSink(), prefix="/")
+    return app

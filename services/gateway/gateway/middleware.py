@@ -1,0 +1,110 @@
+"""Cross-cutting request handling: request ids and access logs, the body
+size limit, and API-key authentication."""
+import logging
+import re
+import time
+import uuid
+
+import falcon
+import sqlalchemy as sa
+
+from gateway.errors import JsonError, unavailable
+from gateway.http import MAX_BODY_BYTES
+
+log = logging.getLogger("gateway.access")
+
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/webhooks/meta"})
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestContext:
+    """Gives every request an id (the client's X-Request-ID if sane) that is
+    echoed back and passed on to the services, and logs one line per request."""
+
+    def process_request(self, req, resp):
+        given = req.get_header("X-Request-ID") or ""
+        req.context.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        req.context.started = time.monotonic()
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        resp.set_header("X-Request-ID", req.context.request_id)
+        elapsed = (time.monotonic() - req.context.started) * 1000
+        log.info("%s %s %s", req.method, req.path, resp.status[:3], extra={
+            "request_id": req.context.request_id, "route": req.uri_template or req.path,
+            "status": int(resp.status[:3]), "duration_ms": round(elapsed, 1)})
+
+
+class BodyLimit:
+    def process_request(self, req, resp):
+        if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+            raise JsonError(falcon.HTTP_413, "The body is larger than 1 MiB.")
+
+
+def presented_key(req):
+    auth = req.get_header("Authorization") or ""
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return req.get_header("X-API-Key") or None
+
+
+class ApiKeyAuth:
+    """Every /api route but the public ones needs the key (header, or `?key=`
+    for the event stream, which EventSource cannot give headers)."""
+
+    def __init__(self, keys, query_key_paths=()):
+        self.keys = keys
+        self.query_key_paths = frozenset(query_key_paths)
+
+    def process_request(self, req, resp):
+        if req.method == "OPTIONS" or req.path in PUBLIC_PATHS:
+            return
+        key = presented_key(req)
+        if key is None and req.path in self.query_key_paths:
+            key = req.get_param("key")
+        try:
+            ok = self.keys.verify(key)
+        except sa.exc.SQLAlchemyError:
+            log.warning("key store unavailable", exc_info=True)
+            raise unavailable("The key store is unavailable; try again shortly.")
+        if not ok:
+            raise falcon.HTTPUnauthorized(
+                title="Unauthorized",
+                description="A valid API key is required (Authorization: Bearer <key> or X-API-Key).",
+                challenges=['Bearer realm="crm"'])
+
+
+class Cors:
+    """CORS for the origins in CRM_CORS_ORIGINS (`*` allows any). Preflights
+    are answered here, for any API path, before authentication."""
+
+    METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+    ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Key, X-Request-ID"
+    EXPOSED = "X-Total-Count, Link, Location, X-Request-ID, Retry-After"
+
+    def __init__(self, origins):
+        self.any = "*" in origins
+        self.origins = frozenset(origins)
+
+    def _allowed(self, origin):
+        return origin and (self.any or origin in self.origins)
+
+    def process_request(self, req, resp):
+        origin = req.get_header("Origin")
+        if req.method != "OPTIONS" or not req.get_header("Access-Control-Request-Method"):
+            return
+        resp.status = falcon.HTTP_204
+        resp.complete = True
+        if self._allowed(origin):
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Access-Control-Allow-Methods", self.METHODS)
+            resp.set_header("Access-Control-Allow-Headers",
+                            req.get_header("Access-Control-Request-Headers") or self.ALLOWED_HEADERS)
+            resp.set_header("Access-Control-Max-Age", "600")
+            resp.set_header("Vary", "Origin")
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        origin = req.get_header("Origin")
+        if self._allowed(origin) and req.method != "OPTIONS":
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Access-Control-Expose-Headers", self.EXPOSED)
+            resp.set_header("Vary", "Origin")

@@ -1,0 +1,146 @@
+"""The OpenAPI document, generated from the routes and the schemas that
+validate them (nothing about a route is written twice).
+
+A responder declares its contract with `@operation(...)`; `Routes` remembers
+what is mounted where, and `document()` walks both.
+"""
+from pydantic import BaseModel, TypeAdapter
+
+from gateway.schemas.base import Error
+
+METHODS = ("get", "post", "put", "patch", "delete")
+REF = "#/components/schemas/{model}"
+
+ERROR_RESPONSES = {
+    "400": "Malformed request (bad JSON or query parameter)",
+    "401": "Missing or wrong API key",
+    "404": "Unknown id or route",
+    "409": "Uniqueness conflict",
+    "413": "Body over 1 MiB",
+    "415": "Body is not JSON",
+    "422": "Well-formed JSON that fails validation",
+    "503": "A service, the broker or the database is unavailable (see Retry-After)",
+}
+
+
+def operation(summary, body=None, query=None, response=None, many=False, status=200,
+              public=False, errors=(), tags=(), content_type="application/json", description=None):
+    """Declare what a responder accepts and answers (read by `document()`)."""
+    def decorate(responder):
+        responder.__openapi__ = dict(summary=summary, body=body, query=query, response=response,
+                                     many=many, status=status, public=public, errors=errors,
+                                     tags=tags, content_type=content_type, description=description)
+        return responder
+    return decorate
+
+
+class Routes:
+    def __init__(self, app):
+        self.app = app
+        self.mounted = []
+
+    def add(self, path, resource):
+        self.app.add_route(path, resource)
+        self.mounted.append((path, resource))
+
+
+def _schema(model, components, mode):
+    schema = TypeAdapter(model).json_schema(ref_template=REF, mode=mode, by_alias=True)
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        components.setdefault(model.__name__, schema)
+        return {"$ref": REF.format(model=model.__name__)}
+    return schema
+
+
+def _query_parameters(model):
+    schema = model.model_json_schema(by_alias=True, ref_template=REF)
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        param = {"name": name, "in": "query", "required": name in schema.get("required", ()),
+                 "schema": prop}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _operation(spec, path, components):
+    op = {"summary": spec["summary"], "operationId": None, "responses": {}}
+    if spec["description"]:
+        op["description"] = spec["description"]
+    if spec["tags"]:
+        op["tags"] = list(spec["tags"])
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+              for name in _path_names(path)]
+    if spec["query"] is not None:
+        params.extend(_query_parameters(spec["query"]))
+    if params:
+        op["parameters"] = params
+    if spec["body"] is not None:
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": _schema(spec["body"], components, "validation")}}}
+    ok = {"description": spec["summary"]}
+    if spec["response"] is not None:
+        schema = _schema(spec["response"], components, "serialization")
+        if spec["many"]:
+            schema = {"type": "array", "items": schema}
+            ok["headers"] = {
+                "X-Total-Count": {"schema": {"type": "integer"}, "description": "rows in all"},
+                "Link": {"schema": {"type": "string"}, "description": 'next page, rel="next"'}}
+        ok["content"] = {spec["content_type"]: {"schema": schema}}
+    if spec["status"] == 201:
+        ok.setdefault("headers", {})["Location"] = {"schema": {"type": "string"}}
+    op["responses"][str(spec["status"])] = ok
+    error_ref = {"application/json": {"schema": _schema(Error, components, "serialization")}}
+    codes = set(spec["errors"]) | {"503"} | ({"401"} if not spec["public"] else set())
+    if spec["body"] is not None:
+        codes |= {"400", "413", "415", "422"}
+    if spec["query"] is not None:
+        codes.add("400")
+    for code in sorted(codes):
+        op["responses"][code] = {"description": ERROR_RESPONSES[code], "content": error_ref}
+    if spec["public"]:
+        op["security"] = []
+    return op
+
+
+def _path_names(path):
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def document(routes, title="Sociovia CRM API", version="1.0.0"):
+    components = {}
+    paths = {}
+    for path, resource in routes.mounted:
+        item = {}
+        for method in METHODS:
+            responder = getattr(resource, "on_" + method, None)
+            spec = getattr(responder, "__openapi__", None)
+            if spec is None:
+                continue
+            op = _operation(spec, path, components)
+            op["operationId"] = "%s%s" % (method, "".join(
+                p.strip("{}").title().replace("-", "") for p in path.split("/")[2:]))
+            item[method] = op
+        if item:
+            paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "HTTP API of the Sociovia CRM backend. Lists are bare JSON arrays "
+                                "with paging in X-Total-Count and Link headers."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+    }

@@ -1,0 +1,222 @@
+"""A persistent, thread-safe client for nameko RPC, for the gateway's threads.
+
+One process holds one reply queue and one consumer thread, however many
+requests it serves (a nameko ClusterRpcProxy per request would declare a reply
+queue per request). Calls are published with publisher confirms and the
+`mandatory` flag, so a service with no queue at all fails at once; a request
+carries an expiration equal to its timeout, so a request nobody took in time
+is dropped by the broker instead of being run after the caller gave up.
+Replies that arrive after their caller gave up are discarded. Connection
+errors rebuild the connections; calls made meanwhile fail fast with
+`ServiceUnavailable`.
+"""
+import logging
+import socket
+import threading
+import time
+import uuid
+
+from kombu import Connection, Exchange, Queue
+from kombu.exceptions import ChannelError, OperationalError
+
+log = logging.getLogger(__name__)
+
+RPC_EXCHANGE = "nameko-rpc"
+CONNECTION_ERRORS = (OSError, ConnectionError, OperationalError, ChannelError, socket.timeout,
+                     EOFError)
+
+
+class ServiceUnavailable(Exception):
+    """The service (or the broker) did not answer in time: a 503."""
+
+    def __init__(self, service, reason):
+        super().__init__("%s: %s" % (service, reason))
+        self.service = service
+        self.reason = reason
+
+
+class RemoteError(Exception):
+    """The service answered with an error (nameko's serialized exception)."""
+
+    def __init__(self, error):
+        super().__init__("%s: %s" % (error.get("exc_path"), error.get("value")))
+        self.exc_path = error.get("exc_path") or ""
+        self.exc_type = error.get("exc_type") or ""
+        args = error.get("exc_args") or []
+        self.details = args[0] if args and isinstance(args[0], dict) else {}
+        self.value = error.get("value")
+
+
+class _PendingCall:
+    __slots__ = ("event", "body")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.body = None
+
+
+class RpcClient:
+    def __init__(self, amqp_uri, timeout=5.0, name="gateway", connect_timeout=3.0):
+        self.amqp_uri = amqp_uri
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.exchange = Exchange(RPC_EXCHANGE, type="topic", durable=True)
+        self.reply_key = uuid.uuid4().hex
+        self.reply_queue = Queue("rpc.reply-%s-%s" % (name, self.reply_key), exchange=self.exchange,
+                                 routing_key=self.reply_key, exclusive=True, auto_delete=True)
+        self._pending = {}
+        self._pending_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self._publisher = None           # (connection, producer)
+        self._listening = threading.Event()
+        self._closed = threading.Event()
+        self._thread = None
+        self._start_lock = threading.Lock()
+        self._pid = None
+
+    # -- the reply consumer -------------------------------------------------
+    def start(self):
+        """Start the reply consumer (once per process: safe to call often,
+        and after a fork, where the parent's thread does not exist)."""
+        import os
+
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._publisher = None
+            self._listening.clear()
+            self._closed.clear()
+            self._thread = threading.Thread(target=self._consume_forever, name="rpc-replies",
+                                            daemon=True)
+            self._thread.start()
+
+    def _consume_forever(self):
+        backoff = 0.2
+        while not self._closed.is_set():
+            conn = Connection(self.amqp_uri, connect_timeout=self.connect_timeout, heartbeat=10)
+            try:
+                conn.ensure_connection(max_retries=1)
+                with conn.Consumer(queues=[self.reply_queue], callbacks=[self._on_reply],
+                                   accept=["json"], no_ack=True):
+                    self._listening.set()
+                    backoff = 0.2
+                    log.info("rpc client listening on %s", self.reply_queue.name)
+                    while not self._closed.is_set():
+                        try:
+                            conn.drain_events(timeout=1.0)
+                        except socket.timeout:
+                            conn.heartbeat_check()
+            except CONNECTION_ERRORS as exc:
+                if not self._closed.is_set():
+                    log.warning("rpc client: broker connection lost (%s); reconnecting", exc)
+            except Exception:  # never let the reply thread die: calls would hang
+                log.exception("rpc client: unexpected error in the reply consumer")
+            finally:
+                self._listening.clear()
+                self._fail_pending()
+                try:
+                    conn.release()
+                except Exception:
+                    log.debug("releasing a broken connection", exc_info=True)
+            if not self._closed.is_set():
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _on_reply(self, body, message):
+        correlation_id = message.properties.get("correlation_id")
+        with self._pending_lock:
+            call = self._pending.pop(correlation_id, None)
+        if call is None:
+            log.debug("discarding a late reply (%s)", correlation_id)
+            return
+        call.body = body
+        call.event.set()
+
+    def _fail_pending(self):
+        """The reply queue is gone with its connection: waiting calls cannot
+        be answered, so wake them to fail now rather than at their timeout."""
+        with self._pending_lock:
+            calls, self._pending = list(self._pending.values()), {}
+        for call in calls:
+            call.event.set()
+
+    # -- publishing -----------------------------------------------------------
+    def _producer(self):
+        if self._publisher is None:
+            conn = Connection(self.amqp_uri, connect_timeout=self.connect_timeout,
+                              transport_options={"confirm_publish": True})
+            try:
+                conn.ensure_connection(max_retries=1)
+                producer = conn.Producer(exchange=self.exchange)
+            except Exception:
+                conn.release()
+                raise
+            self._publisher = (conn, producer)
+        return self._publisher[1]
+
+    def _reset_publisher(self):
+        if self._publisher is not None:
+            try:
+                self._publisher[0].release()
+            except Exception:
+                log.debug("releasing a broken publisher connection", exc_info=True)
+        self._publisher = None
+
+    def _publish(self, service, method, body, correlation_id, timeout, headers):
+        with self._publish_lock:
+            for attempt in (1, 2):
+                try:
+                    self._producer().publish(
+                        body, exchange=self.exchange, routing_key="%s.%s" % (service, method),
+                        mandatory=True, reply_to=self.reply_key, correlation_id=correlation_id,
+                        serializer="json", expiration=max(timeout, 0.001), headers=headers,
+                        retry=False)
+                    return
+                except ChannelError as exc:
+                    self._reset_publisher()
+                    if "NO_ROUTE" in str(exc):
+                        raise ServiceUnavailable(service, "no instance of the service is running")
+                    raise ServiceUnavailable(service, "the broker refused the call")
+                except CONNECTION_ERRORS as exc:
+                    # A stale connection (the broker restarted): the frame never
+                    # went out, so one retry on a fresh connection is safe.
+                    self._reset_publisher()
+                    if attempt == 2:
+                        raise ServiceUnavailable(service, "the broker is unreachable (%s)" % exc)
+
+    # -- the call -------------------------------------------------------------
+    def call(self, service, method, *args, timeout=None, context=None, **kwargs):
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.start()
+        if not self._listening.wait(timeout):
+            raise ServiceUnavailable(service, "the broker is unreachable")
+        correlation_id = uuid.uuid4().hex
+        call = _PendingCall()
+        with self._pending_lock:
+            self._pending[correlation_id] = call
+        try:
+            headers = {"nameko.%s" % k: v for k, v in (context or {}).items()}
+            self._publish(service, method, {"args": args, "kwargs": kwargs}, correlation_id,
+                          max(deadline - time.monotonic(), 0.001), headers)
+            call.event.wait(max(deadline - time.monotonic(), 0))
+        finally:
+            with self._pending_lock:
+                self._pending.pop(correlation_id, None)
+        if call.body is None:
+            if call.event.is_set():
+                raise ServiceUnavailable(service, "the broker connection was lost")
+            raise ServiceUnavailable(service, "no answer within %.1f s" % timeout)
+        if call.body.get("error"):
+            raise RemoteError(call.body["error"])
+        return call.body.get("result")
+
+    def close(self):
+        self._closed.set()
+        with self._publish_lock:
+            self._reset_publisher()
+        if self._thread is not None:
+            self._thread.join(timeout=3)

@@ -1,0 +1,96 @@
+"""Building blocks of the schemas.
+
+A resource is written once, as its full representation (what a GET returns),
+with read-only fields marked. The create and update bodies are derived from it,
+so a client may send back an object it read with one field changed.
+"""
+import re
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic.alias_generators import to_camel
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value):
+    if not EMAIL.match(value):
+        raise ValueError("not a valid email")
+    return value
+
+
+Email = Annotated[str, Field(max_length=254, strict=True, json_schema_extra={"format": "email"}),
+                  AfterValidator(_email)]
+
+
+def Text(min_length=0, max_length=200):
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, strict=True)]
+
+
+def ReadOnly(**kw):
+    """A field the server writes; sent in a body, it is ignored."""
+    return Field(json_schema_extra={"readOnly": True}, **kw)
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire; snake_case accepted in bodies; unknown fields refused."""
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True, extra="forbid")
+
+
+def read_only_fields(model):
+    names = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra or {}
+        if isinstance(extra, dict) and extra.get("readOnly"):
+            names.update({name, info.alias or name})
+    return frozenset(names)
+
+
+def writable_fields(model):
+    read_only = read_only_fields(model)
+    return {name: info for name, info in model.model_fields.items() if name not in read_only}
+
+
+def create_body(model, name, required, defaults=None):
+    """The body of a create: the writable fields; `required` must be sent."""
+    defaults = defaults or {}
+    fields = {}
+    for field, info in writable_fields(model).items():
+        annotation = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        if field in required:
+            fields[field] = (annotation, Field(description=info.description))
+        else:
+            fields[field] = (annotation, Field(defaults.get(field), description=info.description))
+    return create_model(name, __base__=ApiModel, **fields)
+
+
+def update_body(model, name):
+    """The body of a partial update: every writable field optional; null only
+    where the representation allows null."""
+    fields = {}
+    for field, info in writable_fields(model).items():
+        annotation = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        fields[field] = (annotation, Field(None, description=info.description))
+    return create_model(name, __base__=ApiModel, **fields)
+
+
+class ErrorItem(BaseModel):
+    field: str
+    message: str
+
+
+class Error(BaseModel):
+    """Every error the API answers."""
+    title: str
+    description: Optional[str] = None
+    errors: Optional[list[ErrorItem]] = None
+
+
+class ListQuery(BaseModel):
+    """Paging shared by every list route."""
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, extra="ignore")
+
+    limit: int = Field(100, ge=1, le=1000, description="page size (1-1000)")
+    offset: int = Field(0, ge=0, description="rows to skip")

@@ -1,0 +1,34 @@
+"""gunicorn settings of the gateway (gthread workers: no eventlet here)."""
+import os
+
+from crm_common import logs
+from crm_common.config import Settings
+
+settings = Settings.from_env()
+
+bind = "%s:%d" % (os.environ.get("CRM_BIND", "0.0.0.0"), settings.port)
+worker_class = "gthread"
+workers = int(os.environ.get("CRM_GATEWAY_WORKERS", "2"))
+threads = int(os.environ.get("CRM_GATEWAY_THREADS", "16"))
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+accesslog = None            # the app logs one JSON line per request
+preload_app = False
+
+
+def on_starting(server):
+    """Once, in the master: migrate the gateway database and make sure an API
+    key exists (CRM_API_KEY, or a generated one printed here once)."""
+    logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))
+    from gateway.keys import KeyStore
+
+    store = KeyStore.open(settings, pool_size=1)
+    try:
+        store.bootstrap(settings.api_key)
+    finally:
+        store.engine.dispose()
+
+
+def post_fork(server, worker):
+    logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))

@@ -1,0 +1,4 @@
+from crm_common.migrations import run_alembic_env
+from leads.models import Base
+
+run_alembic_env(Base.metadata)

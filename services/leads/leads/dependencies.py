@@ -1,0 +1,10 @@
+"""The leads service's dependencies."""
+from pathlib import Path
+
+from crm_common.db import Database
+
+ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+
+
+def LeadsDatabase():
+    return Database(ALEMBIC_DIR)

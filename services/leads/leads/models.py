@@ -1,0 +1,63 @@
+"""The leads service's tables. Nothing outside this service reads them."""
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+STATUSES = ("new", "contacted", "qualified", "proposal", "closed")
+ACTIVITY_TYPES = ("email_opened", "page_visit", "call", "note_created", "status_change", "meeting")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('new','contacted','qualified','proposal','closed')",
+                           name="lead_status_known"),
+        sa.CheckConstraint("score BETWEEN 0 AND 100", name="lead_score_range"),
+        sa.CheckConstraint("value >= 0", name="lead_value_not_negative"),
+        sa.CheckConstraint("email = lower(email)", name="lead_email_lower_case"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    # Stored lower-cased, so the unique index makes email case-insensitively unique.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(50))
+    company: Mapped[str | None] = mapped_column(sa.String(200))
+    job_title: Mapped[str | None] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)
+    source: Mapped[str] = mapped_column(sa.String(100), default="Manual", index=True)
+    score: Mapped[int] = mapped_column(sa.Integer, index=True)
+    value: Mapped[float] = mapped_column(sa.Numeric(14, 2), default=0)
+    owner_id: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    last_interaction_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    activities = relationship("Activity", back_populates="lead", passive_deletes=True)
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "type IN ('email_opened','page_visit','call','note_created','status_change','meeting')",
+            name="activity_type_known"),
+        sa.Index("activities_lead_timeline", "lead_id", sa.text("timestamp DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(
+        pg.UUID(as_uuid=True), sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(sa.String(30))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    timestamp: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+
+    lead = relationship("Lead", back_populates="activities")

@@ -1,0 +1,99 @@
+"""Queries on the leads tables (the only place that builds them)."""
+import uuid
+
+import sqlalchemy as sa
+
+from leads.models import Activity, Lead
+
+# Sort keys the API offers, by their snake_case name.
+SORT_COLUMNS = {
+    "name": Lead.name, "email": Lead.email, "company": Lead.company, "status": Lead.status,
+    "source": Lead.source, "score": Lead.score, "value": Lead.value,
+    "created_at": Lead.created_at, "updated_at": Lead.updated_at,
+    "last_interaction_at": Lead.last_interaction_at,
+}
+DEFAULT_SORT = "-created_at"
+
+
+def parse_id(value):
+    """A UUID, or None when `value` is not one (so it can match no row)."""
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def like_pattern(text):
+    """A case-insensitive substring pattern where % and _ match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped + "%"
+
+
+class LeadRepository:
+    def __init__(self, session):
+        self.session = session
+
+    def get(self, lead_id, for_update=False):
+        key = parse_id(lead_id)
+        if key is None:
+            return None
+        query = sa.select(Lead).where(Lead.id == key)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def id_by_email(self, email):
+        return self.session.execute(sa.select(Lead.id).where(Lead.email == email)).scalar()
+
+    def add(self, lead):
+        self.session.add(lead)
+        self.session.flush()
+        return lead
+
+    def delete(self, lead):
+        self.session.delete(lead)
+        self.session.flush()
+
+    def search(self, status=None, search=None, source=None, owner_id=None, min_score=None,
+               sort=DEFAULT_SORT, limit=100, offset=0):
+        conditions = []
+        if status:
+            conditions.append(Lead.status.in_(list(status)))
+        if search:
+            pattern = like_pattern(search)
+            conditions.append(sa.or_(Lead.name.ilike(pattern, escape="\\"),
+                                     Lead.email.ilike(pattern, escape="\\"),
+                                     Lead.company.ilike(pattern, escape="\\")))
+        if source:
+            conditions.append(Lead.source == source)
+        if owner_id:
+            conditions.append(Lead.owner_id == owner_id)
+        if min_score is not None:
+            conditions.append(Lead.score >= min_score)
+
+        descending = sort.startswith("-")
+        column = SORT_COLUMNS[sort.lstrip("-")]
+        order = column.desc().nulls_last() if descending else column.asc().nulls_last()
+        tiebreak = Lead.id.desc() if descending else Lead.id.asc()
+
+        total = self.session.execute(
+            sa.select(sa.func.count()).select_from(Lead).where(*conditions)).scalar()
+        rows = self.session.execute(
+            sa.select(Lead).where(*conditions).order_by(order, tiebreak)
+            .limit(limit).offset(offset)).scalars().all()
+        return rows, total
+
+    def add_activity(self, activity):
+        self.session.add(activity)
+        self.session.flush()
+        return activity
+
+    def timeline(self, lead_id, limit=100, offset=0):
+        condition = Activity.lead_id == lead_id
+        total = self.session.execute(
+            sa.select(sa.func.count()).select_from(Activity).where(condition)).scalar()
+        rows = self.session.execute(
+            sa.select(Activity).where(condition)
+            .order_by(Activity.timestamp.desc(), Activity.created_at.desc(), Activity.id.desc())
+            .limit(limit).offset(offset)).scalars().all()
+        return rows, total

@@ -1,0 +1,36 @@
+"""How the leads service writes its data on the wire (RPC results and events).
+
+These dicts are the contract's JSON (camelCase); ORM objects never leave.
+"""
+from crm_common.timefmt import UTC, iso_timestamp
+
+
+def lead_to_dict(lead):
+    last = lead.last_interaction_at
+    return {
+        "id": str(lead.id),
+        "name": lead.name,
+        "email": lead.email,
+        "phone": lead.phone,
+        "company": lead.company,
+        "jobTitle": lead.job_title,
+        "status": lead.status,
+        "source": lead.source,
+        "score": lead.score,
+        "value": float(lead.value or 0),
+        "ownerId": lead.owner_id,
+        "createdAt": iso_timestamp(lead.created_at),
+        "updatedAt": iso_timestamp(lead.updated_at),
+        "lastInteraction": last.astimezone(UTC).date().isoformat() if last else None,
+        "lastInteractionAt": iso_timestamp(last),
+    }
+
+
+def activity_to_dict(activity):
+    return {
+        "id": str(activity.id),
+        "type": activity.type,
+        "title": activity.title,
+        "description": activity.description,
+        "timestamp": iso_timestamp(activity.timestamp),
+    }

@@ -1,0 +1,1 @@
+"""How the tasks service writes its data on the wire (nothing yet)."""
