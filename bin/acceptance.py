@@ -61,7 +61,7 @@ def main():
                     "-p", "no:pytest_nameko", "-q", "-o", "addopts=", "--rootdir", suite]
             argv += [os.path.join(suite, f) for f in files]
             for test_id in deselect:
-                argv += ["--deselect", os.path.join(suite, test_id)]
+                argv += ["--deselect", test_id]
             return subprocess.call(argv, cwd=suite, env=dict(env, PYTHONDONTWRITEBYTECODE="1"))
     finally:
         drop_databases(server, prefix)

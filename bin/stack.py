@@ -116,14 +116,14 @@ def ensure_dependencies(env):
 
 
 def wait_for_amqp(uri, timeout=60):
-    from kombu import Connection
+    sys.path.insert(0, os.path.join(ROOT, "libs"))
+    from crm_common.amqp import connect
 
     deadline = time.time() + timeout
     while True:
         try:
-            with Connection(uri, connect_timeout=3) as conn:
-                conn.ensure_connection(max_retries=1)
-                return
+            connect(uri, 3).release()
+            return
         except Exception as exc:
             if time.time() > deadline:
                 raise SystemExit("[stack] RabbitMQ refuses connections: %s" % exc)

@@ -12,9 +12,10 @@ import logging
 import time
 
 import sqlalchemy as sa
-from kombu import Connection, Exchange
+from kombu import Exchange
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_common.amqp import connect
 from crm_common.events import events_exchange_name
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,9 @@ class OutboxRelay:
 
     def _get_producer(self):
         if self._producer is None:
-            conn = Connection(self.amqp_uri, connect_timeout=self.connect_timeout,
-                              transport_options={"confirm_publish": True})
+            conn = connect(self.amqp_uri, self.connect_timeout,
+                           transport_options={"confirm_publish": True})
             try:
-                conn.ensure_connection(max_retries=1)
                 producer = conn.Producer()
                 self.exchange(producer.channel).declare()
             except Exception:

@@ -48,6 +48,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _native(module):
+    """The unpatched module under eventlet: the proxy runs in real OS threads,
+    so its sockets never meet the test process's eventlet hub."""
+    import eventlet.patcher
+
+    return eventlet.patcher.original(module)
+
+
 class TcpProxy:
     """A TCP forwarder that a test can cut and restore, to take a dependency
     (the broker) away from one component while the rest of the machine keeps it."""
@@ -57,16 +65,16 @@ class TcpProxy:
         self.port = free_port()
         self._listener = None
         self._conns = []
-        self._lock = threading.Lock()
+        self._lock = _native("threading").Lock()
         self._open = False
 
     def start(self):
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener = _native("socket").socket()
+        self._listener.setsockopt(_native("socket").SOL_SOCKET, _native("socket").SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", self.port))
         self._listener.listen(64)
         self._open = True
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        _native("threading").Thread(target=self._accept, args=(self._listener,), daemon=True).start()
         return self
 
     def _accept(self, listener):
@@ -76,7 +84,7 @@ class TcpProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self.target, timeout=3)
+                upstream = _native("socket").create_connection(self.target, timeout=3)
                 upstream.settimeout(None)
             except OSError:
                 client.close()
@@ -84,7 +92,7 @@ class TcpProxy:
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                _native("threading").Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(src, dst):
@@ -99,7 +107,7 @@ class TcpProxy:
         finally:
             for s in (src, dst):
                 try:
-                    s.shutdown(socket.SHUT_RDWR)
+                    s.shutdown(_native("socket").SHUT_RDWR)
                 except OSError:
                     pass
 
@@ -107,13 +115,17 @@ class TcpProxy:
         """Refuse new connections and break the open ones."""
         self._open = False
         if self._listener is not None:
+            try:   # shutdown wakes the thread blocked in accept(); close alone does not
+                self._listener.shutdown(_native("socket").SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                s.shutdown(_native("socket").SHUT_RDWR)
                 s.close()
             except OSError:
                 pass

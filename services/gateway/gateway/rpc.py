@@ -16,8 +16,10 @@ import threading
 import time
 import uuid
 
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError, OperationalError
+
+from crm_common.amqp import connect
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,9 @@ class RpcClient:
     def _consume_forever(self):
         backoff = 0.2
         while not self._closed.is_set():
-            conn = Connection(self.amqp_uri, connect_timeout=self.connect_timeout, heartbeat=10)
+            conn = None
             try:
-                conn.ensure_connection(max_retries=1)
+                conn = connect(self.amqp_uri, self.connect_timeout, heartbeat=10)
                 with conn.Consumer(queues=[self.reply_queue], callbacks=[self._on_reply],
                                    accept=["json"], no_ack=True):
                     self._listening.set()
@@ -117,10 +119,11 @@ class RpcClient:
             finally:
                 self._listening.clear()
                 self._fail_pending()
-                try:
-                    conn.release()
-                except Exception:
-                    log.debug("releasing a broken connection", exc_info=True)
+                if conn is not None:
+                    try:
+                        conn.release()
+                    except Exception:
+                        log.debug("releasing a broken connection", exc_info=True)
             if not self._closed.is_set():
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -144,12 +147,11 @@ class RpcClient:
             call.event.set()
 
     # -- publishing -----------------------------------------------------------
-    def _producer(self):
+    def _producer(self, budget):
         if self._publisher is None:
-            conn = Connection(self.amqp_uri, connect_timeout=self.connect_timeout,
-                              transport_options={"confirm_publish": True})
+            conn = connect(self.amqp_uri, max(min(self.connect_timeout, budget), 0.05),
+                           transport_options={"confirm_publish": True})
             try:
-                conn.ensure_connection(max_retries=1)
                 producer = conn.Producer(exchange=self.exchange)
             except Exception:
                 conn.release()
@@ -166,10 +168,11 @@ class RpcClient:
         self._publisher = None
 
     def _publish(self, service, method, body, correlation_id, timeout, headers):
+        deadline = time.monotonic() + timeout
         with self._publish_lock:
             for attempt in (1, 2):
                 try:
-                    self._producer().publish(
+                    self._producer(deadline - time.monotonic()).publish(
                         body, exchange=self.exchange, routing_key="%s.%s" % (service, method),
                         mandatory=True, reply_to=self.reply_key, correlation_id=correlation_id,
                         serializer="json", expiration=max(timeout, 0.001), headers=headers,
@@ -184,7 +187,7 @@ class RpcClient:
                     # A stale connection (the broker restarted): the frame never
                     # went out, so one retry on a fresh connection is safe.
                     self._reset_publisher()
-                    if attempt == 2:
+                    if attempt == 2 or time.monotonic() >= deadline:
                         raise ServiceUnavailable(service, "the broker is unreachable (%s)" % exc)
 
     # -- the call -------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""The whole stack, started the way `make run` starts it (bin/stack.py), on
+its own databases and port; stopped (with every child) after the module."""
+import os
+import secrets
+import sys
+
+import pytest
+import requests
+
+from crm_common.testing import RunningStack, drop_databases, free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Api:
+    def __init__(self, url, key):
+        self.url, self.key = url, key
+        self.http = requests.Session()
+
+    def request(self, method, path, key=None, **kw):
+        headers = kw.pop("headers", {})
+        headers.setdefault("Authorization", "Bearer " + (key or self.key))
+        kw.setdefault("timeout", 15)
+        return self.http.request(method, self.url + path, headers=headers, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture(scope="package")
+def stack(amqp_uri):
+    prefix = "crm_test_e2e"
+    port = free_port()
+    env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(port), AMQP_URI=amqp_uri,
+               CRM_API_KEY="crm_" + secrets.token_hex(16), CRM_RPC_TIMEOUT="3",
+               CRM_PUBLIC_URL="https://crm.example.com", CRM_GATEWAY_WORKERS="2")
+    log = os.path.join(ROOT, "e2e-stack.log")
+    running = RunningStack(env, sys.executable, log_path=log).start()
+    yield running
+    running.stop()
+    drop_databases(env.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432"), prefix)
+
+
+@pytest.fixture(scope="package")
+def api(stack):
+    return Api(stack.url, stack.env["CRM_API_KEY"])
