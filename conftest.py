@@ -10,31 +10,15 @@ import eventlet
 eventlet.monkey_patch()
 
 import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
 TEST_PREFIX = "crm_test"
 TEST_VHOST = "crm_test"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
+from crm_common.testing import vhost_uri  # noqa: E402
 
-def _test_vhost_uri():
-    base = os.environ.get("CRM_TEST_AMQP_URI")
-    if base:
-        return base
-    ctl = shutil.which("rabbitmqctl")
-    if ctl:
-        subprocess.run([ctl, "add_vhost", TEST_VHOST], capture_output=True)
-        done = subprocess.run([ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
-                              capture_output=True)
-        if done.returncode == 0:
-            return DEFAULT_AMQP + TEST_VHOST
-    return os.environ.get("AMQP_URI", DEFAULT_AMQP + "/")
-
-
-AMQP_URI = _test_vhost_uri()
+AMQP_URI = vhost_uri(TEST_VHOST)
 os.environ["AMQP_URI"] = AMQP_URI
 os.environ["CRM_DB_PREFIX"] = TEST_PREFIX
 os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")

@@ -122,7 +122,8 @@ class Database(DependencyProvider):
         dsn = prepare(settings, self.container.service_name, self.alembic_dir)
         self.engine = sa.create_engine(dsn, pool_size=self.pool_size, max_overflow=self.pool_size,
                                        pool_timeout=5, pool_pre_ping=True,
-                                       connect_args={"connect_timeout": 3})
+                                       connect_args={"connect_timeout": 3,
+                                                     "options": "-c timezone=UTC"})
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.relay = OutboxRelay(self.engine, settings.amqp_uri, self.container.service_name)
 

@@ -1,5 +1,6 @@
 """Helpers for the project's tests (never imported by running services)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +55,22 @@ def _native(module):
     import eventlet.patcher
 
     return eventlet.patcher.original(module)
+
+
+def vhost_uri(vhost):
+    """The broker URI of `vhost`, made with rabbitmqctl where it can be; else
+    CRM_TEST_AMQP_URI or AMQP_URI (shared with whatever else uses it)."""
+    base = os.environ.get("CRM_TEST_AMQP_URI")
+    if base:
+        return base
+    ctl = shutil.which("rabbitmqctl")
+    if ctl:
+        subprocess.run([ctl, "add_vhost", vhost], capture_output=True)
+        done = subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                              capture_output=True)
+        if done.returncode == 0:
+            return "amqp://guest:guest@127.0.0.1:5672/" + vhost
+    return os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 class TcpProxy:

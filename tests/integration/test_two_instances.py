@@ -87,5 +87,8 @@ def test_two_instances_share_the_load_and_one_can_die(container_factory, service
     assert {status for _, _, status, _ in results} <= {201, 409, 503}
     for _, tag, status, lead_id in results:
         if status == 201:
-            assert gateway.simulate_get("/api/leads/" + lead_id).status_code == 200
+            got = gateway.simulate_get("/api/leads/" + lead_id)
+            if got.status_code != 200:
+                same = gateway.simulate_get("/api/leads", params={"search": tag}).json
+                raise AssertionError("acknowledged %s not found; by email: %r" % (lead_id, same))
     assert calls_served(second) > 20

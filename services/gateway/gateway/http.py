@@ -34,17 +34,24 @@ def field_errors(model, exc):
     return [{"field": _field_name(model, e["loc"]), "message": _message(e)} for e in exc.errors()]
 
 
-def _depth(value, limit):
-    stack = [(value, 1)]
+def _check_structure(value, limit):
+    """Refuse JSON nested deeper than `limit` (400) and text holding NUL
+    characters, which PostgreSQL cannot store (422 naming the field)."""
+    stack = [(value, 1, ())]
     while stack:
-        item, depth = stack.pop()
+        item, depth, path = stack.pop()
         if depth > limit:
-            return False
+            raise bad_request("The body is nested too deeply.")
         if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
+            for key, child in item.items():
+                if "\x00" in key:
+                    raise bad_request("A field name contains a NUL character.")
+                stack.append((child, depth + 1, path + (key,)))
         elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
+            stack.extend((child, depth + 1, path + (str(i),)) for i, child in enumerate(item))
+        elif isinstance(item, str) and "\x00" in item:
+            field = ".".join(path) or "body"
+            raise validation_error([{"field": field, "message": "must not contain NUL characters"}])
 
 
 def read_json(req, allow_empty=False):
@@ -67,8 +74,7 @@ def read_json(req, allow_empty=False):
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise bad_request("The body is not valid JSON (UTF-8).")
-    if not _depth(body, MAX_JSON_DEPTH):
-        raise bad_request("The body is nested too deeply.")
+    _check_structure(body, MAX_JSON_DEPTH)
     if not isinstance(body, dict):
         raise JsonError(falcon.HTTP_422, "The body must be a JSON object.", errors=[
             {"field": "body", "message": "must be a JSON object"}])
@@ -104,6 +110,9 @@ def validate_query(req, model):
     params = {}
     for key, value in req.params.items():
         params[key] = value[-1] if isinstance(value, list) else value
+        if "\x00" in params[key]:
+            raise bad_request("Bad query parameter: %s contains a NUL character." % key,
+                              errors=[{"field": key, "message": "must not contain NUL characters"}])
     try:
         parsed = model.model_validate(params)
     except ValidationError as exc:
@@ -121,5 +130,5 @@ def page(req, resp, result, limit, offset):
     if offset + len(items) < total:
         query = {k: (v[-1] if isinstance(v, list) else v) for k, v in req.params.items()}
         query.update(offset=offset + limit, limit=limit)
-        url = "%s%s?%s" % (req.prefix, req.path, urlencode(query))
+        url = "%s%s?%s" % (req.forwarded_prefix, req.path, urlencode(query))
         resp.set_header("Link", '<%s>; rel="next"' % url)

@@ -14,7 +14,7 @@ from gateway.http import MAX_BODY_BYTES
 log = logging.getLogger("gateway.access")
 
 PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/webhooks/meta"})
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestContext:
@@ -23,7 +23,7 @@ class RequestContext:
 
     def process_request(self, req, resp):
         given = req.get_header("X-Request-ID") or ""
-        req.context.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        req.context.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         req.context.started = time.monotonic()
 
     def process_response(self, req, resp, resource, req_succeeded):
@@ -56,7 +56,7 @@ class ApiKeyAuth:
         self.query_key_paths = frozenset(query_key_paths)
 
     def process_request(self, req, resp):
-        if req.method == "OPTIONS" or req.path in PUBLIC_PATHS:
+        if req.method == "OPTIONS" or req.path in PUBLIC_PATHS or not req.path.startswith("/api/"):
             return
         key = presented_key(req)
         if key is None and req.path in self.query_key_paths:
@@ -104,7 +104,8 @@ class Cors:
 
     def process_response(self, req, resp, resource, req_succeeded):
         origin = req.get_header("Origin")
+        if origin:
+            resp.set_header("Vary", "Origin")      # the answer depends on the origin
         if self._allowed(origin) and req.method != "OPTIONS":
             resp.set_header("Access-Control-Allow-Origin", origin)
             resp.set_header("Access-Control-Expose-Headers", self.EXPOSED)
-            resp.set_header("Vary", "Origin")

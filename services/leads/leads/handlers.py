@@ -174,8 +174,8 @@ def log_activity(tx, lead_id, data):
     now = utcnow()
     try:
         stamp = parse_timestamp(data["timestamp"]) if data.get("timestamp") else now
-    except ValueError:
-        raise InvalidLead.for_field("timestamp", "not an ISO 8601 timestamp")
+    except (ValueError, OverflowError):
+        raise InvalidLead.for_field("timestamp", "not an ISO 8601 timestamp within years 1-9999")
     before = lead_to_dict(lead)
     activity = Activity(lead_id=lead.id, type=kind, title=data["title"],
                         description=data.get("description"), timestamp=stamp, created_at=now)
