@@ -5,6 +5,7 @@ of several instances are serialized by a PostgreSQL advisory lock.
 """
 import logging
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,23 +17,32 @@ from crm_common.config import with_database
 log = logging.getLogger(__name__)
 
 
-def ensure_database(server_url, name):
-    """CREATE DATABASE `name` unless it exists (safe when several race)."""
+@contextmanager
+def server_connection(server_url):
+    """An autocommit connection to the server's `postgres` database, for
+    CREATE/DROP DATABASE (which cannot run in a transaction)."""
     engine = sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT",
                               poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": name}).scalar()
-            if not exists:
-                try:
-                    conn.execute(sa.text('CREATE DATABASE "%s"' % name.replace('"', '""')))
-                    log.info("created database %s", name)
-                except sa.exc.ProgrammingError as exc:  # another instance won the race
-                    if "already exists" not in str(exc):
-                        raise
+            yield conn
     finally:
         engine.dispose()
+
+
+def ensure_database(server_url, name):
+    """CREATE DATABASE `name` unless it exists (safe when several race)."""
+    with server_connection(server_url) as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": name}).scalar()
+        if exists:
+            return
+        try:
+            conn.execute(sa.text('CREATE DATABASE "%s"' % name.replace('"', '""')))
+            log.info("created database %s", name)
+        except sa.exc.ProgrammingError as exc:  # another instance won the race
+            if "already exists" not in str(exc):
+                raise
 
 
 def upgrade(dsn, alembic_dir):

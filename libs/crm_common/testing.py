@@ -12,7 +12,7 @@ import uuid
 import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
 
-from crm_common.config import with_database
+from crm_common.migrations import server_connection
 from crm_common.events import events_exchange_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,16 +31,11 @@ def wait_for(check, timeout=10.0, every=0.05, what="condition"):
 
 def drop_databases(server_url, prefix):
     """Drop every database named `<prefix>_*` (a test stack's leftovers)."""
-    engine = sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT",
-                              poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            names = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                                 {"p": prefix.replace("_", "\\_") + "\\_%"}).scalars().all()
-            for name in names:
-                conn.execute(sa.text('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name))
-    finally:
-        engine.dispose()
+    with server_connection(server_url) as conn:
+        names = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                             {"p": prefix.replace("_", "\\_") + "\\_%"}).scalars().all()
+        for name in names:
+            conn.execute(sa.text('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name))
 
 
 def free_port():

@@ -37,32 +37,16 @@ class Api:
 
 
 @pytest.fixture(scope="package")
-def e2e_amqp_uri():
-    """The stack gets a vhost of its own, so its services never take the RPC
-    calls of the integration tests' containers (same service names)."""
+def amqp_uri():
+    """The stack gets a vhost of its own (its services have the same names as
+    the integration tests' containers, and must not take their calls); the
+    root `event_tap` listens there too."""
     return vhost_uri("crm_test_e2e")
 
 
-@pytest.fixture
-def event_tap(e2e_amqp_uri):
-    from crm_common.testing import EventTap
-
-    taps = []
-
-    def make(service, pattern="#"):
-        tap = EventTap(e2e_amqp_uri, service, pattern)
-        taps.append(tap)
-        return tap
-
-    yield make
-    for tap in taps:
-        tap.close()
-
-
 @pytest.fixture(scope="package")
-def stack(e2e_amqp_uri):
+def stack(amqp_uri):
     prefix = "crm_test_e2e"
-    amqp_uri = e2e_amqp_uri
     port = free_port()
     env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(port), AMQP_URI=amqp_uri,
                CRM_API_KEY="crm_" + secrets.token_hex(16), CRM_RPC_TIMEOUT="3",
