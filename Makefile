@@ -38,6 +38,8 @@ acceptance: deps
 	$(BIN)/python bin/acceptance.py
 
 bench: deps
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
+	  || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
 
 clean:

@@ -15,6 +15,9 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None            # the app logs one JSON line per request
 preload_app = False
+# gunicorn 27's control socket lives at one path per user (~/.gunicorn): two
+# gateways on one machine (dev, tests, benchmarks) would fight over it.
+control_socket_disable = True
 
 
 def on_starting(server):

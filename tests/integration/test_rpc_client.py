@@ -117,3 +117,24 @@ def test_the_client_reconnects_after_losing_the_broker(probe, amqp_uri):
     finally:
         client.close()
         proxy.cut()
+
+
+def test_the_reply_connection_keeps_its_heartbeat_under_steady_load(probe, amqp_uri):
+    # The broker drops a client that misses two heartbeats; with replies
+    # arriving all the time the consumer must still send its own.
+    client = RpcClient(amqp_uri, timeout=2.0, heartbeat=1)
+    try:
+        stop = time.monotonic() + 6.0
+
+        def caller():
+            answered = 0
+            while time.monotonic() < stop:
+                assert client.call("rpc_probe", "echo", answered) == answered
+                answered += 1
+            return answered
+
+        callers = [eventlet.spawn(caller) for _ in range(4)]
+        assert all(c.wait() > 0 for c in callers)
+        assert client.reply_connections == 1      # never dropped by the broker
+    finally:
+        client.close()

@@ -58,8 +58,9 @@ class _PendingCall:
 
 
 class RpcClient:
-    def __init__(self, amqp_uri, timeout=5.0, name="gateway", connect_timeout=3.0):
+    def __init__(self, amqp_uri, timeout=5.0, name="gateway", connect_timeout=3.0, heartbeat=10):
         self.amqp_uri = amqp_uri
+        self.heartbeat = heartbeat
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.exchange = Exchange(RPC_EXCHANGE, type="topic", durable=True)
@@ -75,6 +76,7 @@ class RpcClient:
         self._thread = None
         self._start_lock = threading.Lock()
         self._pid = None
+        self.reply_connections = 0       # how often the reply consumer (re)connected
 
     # -- the reply consumer -------------------------------------------------
     def start(self):
@@ -100,17 +102,23 @@ class RpcClient:
         while not self._closed.is_set():
             conn = None
             try:
-                conn = connect(self.amqp_uri, self.connect_timeout, heartbeat=10)
+                conn = connect(self.amqp_uri, self.connect_timeout, heartbeat=self.heartbeat)
                 with conn.Consumer(queues=[self.reply_queue], callbacks=[self._on_reply],
                                    accept=["json"], no_ack=True):
                     self._listening.set()
+                    self.reply_connections += 1
                     backoff = 0.2
                     log.info("rpc client listening on %s", self.reply_queue.name)
                     while not self._closed.is_set():
                         try:
                             conn.drain_events(timeout=1.0)
                         except socket.timeout:
-                            conn.heartbeat_check()
+                            pass
+                        # Every pass, not only when idle: under steady replies
+                        # drain_events never times out, and a client that sends
+                        # no heartbeats is dropped by the broker (rate-limited
+                        # inside kombu, so this is cheap).
+                        conn.heartbeat_check()
             except CONNECTION_ERRORS as exc:
                 if not self._closed.is_set():
                     log.warning("rpc client: broker connection lost (%s); reconnecting", exc)

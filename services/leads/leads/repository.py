@@ -73,7 +73,11 @@ class LeadRepository:
 
         descending = sort.startswith("-")
         column = SORT_COLUMNS[sort.lstrip("-")]
-        order = column.desc().nulls_last() if descending else column.asc().nulls_last()
+        order = column.desc() if descending else column.asc()
+        if column.nullable:
+            # NULLS LAST only where NULL can occur: on a NOT NULL column it
+            # would stop PostgreSQL from reading the column's index in order.
+            order = order.nulls_last()
         tiebreak = Lead.id.desc() if descending else Lead.id.asc()
 
         total = self.session.execute(
