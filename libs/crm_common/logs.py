@@ -8,6 +8,11 @@ class JsonFormatter(logging.Formatter):
     FIELDS = ("service", "request_id", "route", "status", "duration_ms")
 
     def format(self, record):
+        expected = record.name == "nameko.containers" and str(record.msg).startswith("(expected)")
+        if expected:
+            # A business error (404/409/422) the service declared: a fact, not
+            # a fault; nameko logs it as a warning with a traceback.
+            record.levelname, record.exc_info, record.exc_text = "INFO", None, None
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
                   + ".%03dZ" % record.msecs,
