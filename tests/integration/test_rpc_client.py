@@ -64,7 +64,7 @@ def test_many_concurrent_calls_share_one_reply_queue(probe, client):
 
 
 def test_an_unknown_service_fails_at_once(client):
-    client.call  # the broker routes nothing for a service that never ran
+    # The broker routes nothing for a service that never ran: no waiting.
     started = time.monotonic()
     with pytest.raises(ServiceUnavailable):
         client.call("no_such_service", "ping", timeout=3.0)

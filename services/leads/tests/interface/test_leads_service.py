@@ -168,8 +168,7 @@ def test_delete_removes_the_lead_and_its_timeline(call, container, event_tap):
     with pytest.raises(LeadNotFound):
         call("delete_lead", lead["id"])
     events.wait(lambda k, b: b["lead"]["id"] == lead["id"])
-    engine = container.extensions and next(
-        d for d in container.dependencies if d.attr_name == "db").engine
+    engine = next(d for d in container.dependencies if d.attr_name == "db").engine
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*) FROM activities WHERE lead_id = :id"),
                             {"id": lead["id"]}).scalar()
