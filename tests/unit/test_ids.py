@@ -1,4 +1,4 @@
-from leads.repository import like_pattern, parse_id
+from crm_common.ids import like_pattern, parse_id
 
 
 def test_like_pattern_escapes_wildcards():
