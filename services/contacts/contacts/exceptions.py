@@ -1,1 +1,10 @@
-"""Errors the contacts service raises over RPC (none yet beyond crm_common's)."""
+"""Errors the contacts service raises over RPC (mapped to HTTP by the gateway)."""
+from crm_common.errors import NotFound, ValidationFailed
+
+
+class ContactNotFound(NotFound):
+    default_description = "No contact with this id."
+
+
+class InvalidContact(ValidationFailed):
+    pass

@@ -1,8 +1,8 @@
 """Queries on the leads tables (the only place that builds them)."""
-import uuid
-
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from crm_common.ids import like_pattern, parse_id
 from leads.models import Activity, Lead
 
 # Sort keys the API offers, by their snake_case name.
@@ -13,20 +13,6 @@ SORT_COLUMNS = {
     "last_interaction_at": Lead.last_interaction_at,
 }
 DEFAULT_SORT = "-created_at"
-
-
-def parse_id(value):
-    """A UUID, or None when `value` is not one (so it can match no row)."""
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def like_pattern(text):
-    """A case-insensitive substring pattern where % and _ match themselves."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return "%" + escaped + "%"
 
 
 class LeadRepository:
@@ -91,6 +77,16 @@ class LeadRepository:
         self.session.add(activity)
         self.session.flush()
         return activity
+
+    def add_activity_once(self, values):
+        """Insert an activity unless one with its `reference` exists on the
+        lead (safe under concurrency); True when it was inserted."""
+        inserted = self.session.execute(
+            pg_insert(Activity).values(**values)
+            .on_conflict_do_nothing(index_elements=["lead_id", "reference"],
+                                    index_where=Activity.reference.isnot(None))
+            .returning(Activity.id)).scalar()
+        return inserted is not None
 
     def timeline(self, lead_id, limit=100, offset=0):
         condition = Activity.lead_id == lead_id
