@@ -1,1 +1,6 @@
-"""Errors the campaigns service raises over RPC (none yet beyond crm_common's)."""
+"""Errors the campaigns service raises over RPC (mapped to HTTP by the gateway)."""
+from crm_common.errors import NotFound
+
+
+class CampaignNotFound(NotFound):
+    default_description = "No campaign with this id."

@@ -1,7 +1,32 @@
-"""The campaigns service's tables. Its features arrive in a later issue; until
-then it owns only its outbox (created by the first migration)."""
-from sqlalchemy.orm import DeclarativeBase
+"""The campaigns service's tables. Nothing outside this service reads them.
+
+Campaigns arrive from the Meta sync (a later issue); until it runs the table
+is empty, and every lookup is honestly "not found".
+"""
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        # Meta's id is what the sync matches on, so a campaign is stored once.
+        sa.Index("campaigns_meta_campaign_id_key", "meta_campaign_id", unique=True),
+        sa.Index("campaigns_status_idx", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    meta_campaign_id: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(400))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    objective: Mapped[str | None] = mapped_column(sa.String(100))
+    last_synced_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
