@@ -5,8 +5,10 @@ import falcon
 from gateway import errors
 from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
 from gateway.openapi import Routes
-from gateway.resources.leads import LeadActivity, LeadItem, Leads
+from gateway.resources.contacts import ContactHistory, ContactItem, Contacts
+from gateway.resources.leads import LeadActivity, LeadConversion, LeadItem, Leads
 from gateway.resources.platform import HealthCheck, OpenApiDocument, RegenerateKey, SettingsConfig
+from gateway.resources.tasks import TaskItem, Tasks
 
 HEALTH_PING_TIMEOUT = 2.0
 
@@ -45,5 +47,11 @@ def create_app(settings, client, keys):
     routes.add("/api/leads", Leads(rpc))
     routes.add("/api/leads/{id}", LeadItem(rpc))
     routes.add("/api/leads/{id}/activity", LeadActivity(rpc))
+    routes.add("/api/leads/{id}/convert", LeadConversion(rpc))
+    routes.add("/api/contacts", Contacts(rpc))
+    routes.add("/api/contacts/{id}", ContactItem(rpc))
+    routes.add("/api/contacts/{id}/history", ContactHistory(rpc))
+    routes.add("/api/tasks", Tasks(rpc))
+    routes.add("/api/tasks/{id}", TaskItem(rpc))
     app.add_sink(NotFoundSink(), prefix="/")
     return app

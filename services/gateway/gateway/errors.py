@@ -25,6 +25,11 @@ REMOTE_ERRORS = {
     "leads.exceptions.LeadNotFound": falcon.HTTP_404,
     "leads.exceptions.DuplicateEmail": falcon.HTTP_409,
     "leads.exceptions.InvalidLead": falcon.HTTP_422,
+    "contacts.exceptions.ContactNotFound": falcon.HTTP_404,
+    "contacts.exceptions.InvalidContact": falcon.HTTP_422,
+    "tasks.exceptions.TaskNotFound": falcon.HTTP_404,
+    "tasks.exceptions.InvalidTask": falcon.HTTP_422,
+    "campaigns.exceptions.CampaignNotFound": falcon.HTTP_404,
 }
 
 # Extra detail keys a remote error may pass on to the client.

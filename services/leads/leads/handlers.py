@@ -1,5 +1,6 @@
 """What the leads service does: each function is one command in one
 transaction (`tx`, a crm_common UnitOfWork), raising the events it causes."""
+import uuid
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -155,6 +156,31 @@ def list_activity(tx, lead_id, limit=100, offset=0):
         raise LeadNotFound()
     rows, total = repo.timeline(lead.id, limit=limit, offset=offset)
     return {"items": [activity_to_dict(a) for a in rows], "total": total}
+
+
+def record_conversion(tx, lead_id, contact):
+    """The lead's timeline notes its conversion into `contact`, once."""
+    repo = LeadRepository(tx.session)
+    lead = repo.get(lead_id, for_update=True)
+    if lead is None:
+        return False
+    now = utcnow()
+    before = lead_to_dict(lead)
+    recorded = repo.add_activity_once(dict(
+        id=uuid.uuid4(), lead_id=lead.id, type="note_created", title="Converted to a contact",
+        description="Contact %s (%s) was created from this lead." % (contact["name"], contact["id"]),
+        timestamp=now, created_at=now, reference="contact:%s" % contact["id"]))
+    if not recorded:
+        return False
+    lead.last_interaction_at = now
+    lead.updated_at = now
+    tx.session.flush()
+    after = lead_to_dict(lead)
+    tx.emit("lead_updated", {"lead": after, "changes": {
+        key: [before[key], after[key]] for key in ("lastInteraction", "lastInteractionAt")
+        if before[key] != after[key]}})
+    tx.commit()
+    return True
 
 
 def log_activity(tx, lead_id, data):

@@ -49,6 +49,8 @@ class Activity(Base):
             "type IN ('email_opened','page_visit','call','note_created','status_change','meeting')",
             name="activity_type_known"),
         sa.Index("activities_lead_timeline", "lead_id", sa.text("timestamp DESC")),
+        sa.Index("activities_lead_reference", "lead_id", "reference", unique=True,
+                 postgresql_where=sa.text("reference IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -59,5 +61,8 @@ class Activity(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     timestamp: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    # Set on activities the system records for a fact elsewhere ("contact:<id>"),
+    # unique per lead: recording the same fact twice adds nothing.
+    reference: Mapped[str | None] = mapped_column(sa.String(100))
 
     lead = relationship("Lead", back_populates="activities")

@@ -1,9 +1,11 @@
 """The leads service: RPC entrypoints that translate to handlers."""
+from nameko.exceptions import RemoteError
 from nameko.rpc import rpc
 
 from crm_common.errors import Unavailable
+from crm_common.rpc import RpcClient
 from leads import handlers
-from leads.dependencies import LeadsDatabase
+from leads.dependencies import LeadsDatabase, remote_timeout
 from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
 
 EXPECTED = (LeadNotFound, DuplicateEmail, InvalidLead, Unavailable)
@@ -13,6 +15,7 @@ class LeadsService:
     name = "leads"
 
     db = LeadsDatabase()
+    contacts = RpcClient("contacts", timeout=remote_timeout())
 
     @rpc(expected_exceptions=Unavailable)
     def ping(self):
@@ -53,3 +56,23 @@ class LeadsService:
     def log_activity(self, lead_id, data):
         with self.db.transaction() as tx:
             return handlers.log_activity(tx, lead_id, data)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def convert_lead(self, lead_id):
+        """Make a contact of the lead (or find the one already made), and note
+        it on the lead's timeline. Returns {"contact", "created"}.
+
+        The contact is created first, by the contacts service, which keeps one
+        contact per lead; the note follows and is recorded once. If this
+        process dies in between, converting again finds the contact and
+        records the note then.
+        """
+        with self.db.transaction() as tx:
+            lead = handlers.get_lead(tx, lead_id)
+        try:
+            result = self.contacts.create_from_lead(lead)
+        except RemoteError as exc:
+            raise InvalidLead("The lead cannot become a contact: %s" % exc.value)
+        with self.db.transaction() as tx:
+            handlers.record_conversion(tx, lead["id"], result["contact"])
+        return result

@@ -3,6 +3,7 @@ import falcon
 
 from gateway.http import ignore_read_only, page, validate_body, validate_query
 from gateway.openapi import operation
+from gateway.schemas.contacts import Contact
 from gateway.schemas.leads import (Activity, ActivityCreate, ActivityListQuery, Lead, LeadCreate,
                                    LeadListQuery, LeadUpdate)
 
@@ -80,3 +81,18 @@ class LeadActivity:
         resp.status = falcon.HTTP_201
         resp.location = "/api/leads/%s/activity" % id
         resp.media = activity
+
+
+class LeadConversion:
+    def __init__(self, rpc):
+        self.rpc = rpc
+
+    @operation("Convert a lead into a contact: 201 with the new contact, or 200 with the "
+               "contact already made from it (never two)", response=Contact, status=201,
+               errors=("404", "422"), tags=["leads", "contacts"])
+    def on_post(self, req, resp, id):
+        result = self.rpc(req, "leads", "convert_lead", id)
+        contact = result["contact"]
+        resp.status = falcon.HTTP_201 if result["created"] else falcon.HTTP_200
+        resp.location = "/api/contacts/%s" % contact["id"]
+        resp.media = contact

@@ -173,3 +173,55 @@ def test_delete_removes_the_lead_and_its_timeline(call, container, event_tap):
         left = conn.execute(sa.text("SELECT count(*) FROM activities WHERE lead_id = :id"),
                             {"id": lead["id"]}).scalar()
     assert left == 0
+
+
+@pytest.fixture
+def contacts(container_factory, service_config):
+    from contacts.service import ContactsService
+
+    container = container_factory(ContactsService, service_config)
+    container.start()
+    return container
+
+
+def test_convert_makes_one_contact_and_notes_it_once(call, contacts):
+    lead = call("create_lead", {"name": "Convert Me", "email": email(), "company": "Acme",
+                                "job_title": "CEO", "phone": "+1555"})
+    first = call("convert_lead", lead["id"])
+    assert first["created"] is True
+    contact = first["contact"]
+    assert (contact["name"], contact["email"], contact["company"], contact["role"],
+            contact["phone"], contact["leadId"]) == ("Convert Me", lead["email"], "Acme", "CEO",
+                                                     "+1555", lead["id"])
+    again = call("convert_lead", lead["id"])
+    assert again["created"] is False and again["contact"]["id"] == contact["id"]
+    notes = [a for a in call("list_activity", lead["id"])["items"] if a["type"] == "note_created"]
+    assert len(notes) == 1 and contact["id"] in notes[0]["description"]
+
+
+def test_racing_conversions_make_one_contact(container, contacts, call, service_config):
+    lead = call("create_lead", {"name": "Racer", "email": email()})
+
+    def convert():
+        with ServiceRpcProxy("leads", service_config, timeout=10) as leads:
+            return leads.convert_lead(lead["id"])
+
+    results = [g.wait() for g in [eventlet.spawn(convert) for _ in range(6)]]
+    assert len({r["contact"]["id"] for r in results}) == 1
+    assert sum(r["created"] for r in results) == 1
+    notes = [a for a in call("list_activity", lead["id"])["items"] if a["type"] == "note_created"]
+    assert len(notes) == 1
+
+
+def test_converting_an_unknown_lead_is_not_found(call):
+    with pytest.raises(LeadNotFound):
+        call("convert_lead", str(uuid.uuid4()))
+
+
+def test_converting_while_contacts_is_down_is_unavailable_and_makes_nothing(call):
+    from crm_common.errors import Unavailable
+
+    lead = call("create_lead", {"name": "Waiting", "email": email()})
+    with pytest.raises(Unavailable):
+        call("convert_lead", lead["id"])
+    assert call("list_activity", lead["id"])["total"] == 0
