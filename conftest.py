@@ -1,8 +1,9 @@
 """Test settings for the whole repository.
 
-Tests use their own databases (`crm_test_*`, dropped at the start of a run)
-and, where rabbitmqctl can make one, their own RabbitMQ vhost (`crm_test`), so
-a `make run` stack on the same machine is left alone.
+Each test run has its own databases (`crm_test_<run>_*`) and, where
+rabbitmqctl can make one, its own RabbitMQ vhost (`crm_test_<run>`), both
+removed at the end: a `make run` stack, or another test run on the same
+machine, is left alone. CRM_TEST_RUN names the run (default: random).
 """
 import eventlet
 
@@ -10,13 +11,15 @@ import eventlet
 eventlet.monkey_patch()
 
 import os  # noqa: E402
+import secrets  # noqa: E402
 
 import pytest  # noqa: E402
 
-TEST_PREFIX = "crm_test"
-TEST_VHOST = "crm_test"
+from crm_common.testing import delete_vhost, vhost_uri  # noqa: E402
 
-from crm_common.testing import vhost_uri  # noqa: E402
+RUN = os.environ.get("CRM_TEST_RUN") or secrets.token_hex(3)
+TEST_PREFIX = "crm_test_" + RUN
+TEST_VHOST = "crm_test_" + RUN
 
 AMQP_URI = vhost_uri(TEST_VHOST)
 os.environ["AMQP_URI"] = AMQP_URI
@@ -30,6 +33,8 @@ def fresh_test_databases():
 
     drop_databases(os.environ["DATABASE_URL"], TEST_PREFIX)
     yield
+    drop_databases(os.environ["DATABASE_URL"], TEST_PREFIX)
+    delete_vhost(TEST_VHOST)
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,13 @@ def vhost_uri(vhost):
     return os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+def delete_vhost(vhost):
+    """Remove a vhost `vhost_uri` made (and every queue in it)."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl and vhost not in ("/", ""):
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True)
+
+
 class TcpProxy:
     """A TCP forwarder that a test can cut and restore, to take a dependency
     (the broker) away from one component while the rest of the machine keeps it."""

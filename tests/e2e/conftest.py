@@ -7,7 +7,7 @@ import sys
 import pytest
 import requests
 
-from crm_common.testing import RunningStack, drop_databases, free_port, vhost_uri
+from crm_common.testing import RunningStack, delete_vhost, drop_databases, free_port, vhost_uri
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,12 +41,12 @@ def amqp_uri():
     """The stack gets a vhost of its own (its services have the same names as
     the integration tests' containers, and must not take their calls); the
     root `event_tap` listens there too."""
-    return vhost_uri("crm_test_e2e")
+    return vhost_uri(os.environ["CRM_DB_PREFIX"] + "_e2e")
 
 
 @pytest.fixture(scope="package")
 def stack(amqp_uri):
-    prefix = "crm_test_e2e"
+    prefix = os.environ["CRM_DB_PREFIX"] + "_e2e"
     port = free_port()
     env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(port), AMQP_URI=amqp_uri,
                CRM_API_KEY="crm_" + secrets.token_hex(16), CRM_RPC_TIMEOUT="3",
@@ -56,6 +56,7 @@ def stack(amqp_uri):
     yield running
     running.stop()
     drop_databases(env.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432"), prefix)
+    delete_vhost(prefix)
 
 
 @pytest.fixture(scope="package")

@@ -74,7 +74,8 @@ def create_lead(tx, data):
         data["score"] = scoring.initial_score(data["email"], data.get("company"),
                                               data.get("job_title"), data.get("phone"),
                                               data.get("source"), data.get("value"))
-    lead = Lead(created_at=now, updated_at=now, **data)
+    lead = Lead(created_at=now, updated_at=now,
+                closed_at=now if data["status"] == "closed" else None, **data)
     repo = LeadRepository(tx.session)
     _flush(tx, lambda: repo.add(lead), email=data["email"])
     result = lead_to_dict(lead)
@@ -122,6 +123,8 @@ def update_lead(tx, lead_id, changes):
         setattr(lead, field, value)
     now = utcnow()
     lead.updated_at = now
+    if lead.status != old_status:
+        lead.closed_at = now if lead.status == "closed" else None
     _flush(tx, tx.session.flush, email=changes.get("email"))
     after = lead_to_dict(lead)
     diff = {key: [before[key], after[key]] for key in after

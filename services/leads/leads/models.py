@@ -38,6 +38,8 @@ class Lead(Base):
     created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True), index=True)
     updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     last_interaction_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Set when the status becomes `closed` (won), cleared when it is reopened.
+    closed_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
 
     activities = relationship("Activity", back_populates="lead", passive_deletes=True)
 

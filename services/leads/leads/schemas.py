@@ -23,6 +23,7 @@ def lead_to_dict(lead):
         "updatedAt": iso_timestamp(lead.updated_at),
         "lastInteraction": last.astimezone(UTC).date().isoformat() if last else None,
         "lastInteractionAt": iso_timestamp(last),
+        "closedAt": iso_timestamp(lead.closed_at),
     }
 
 

@@ -38,6 +38,8 @@ class Lead(ApiModel):
         description="date part of lastInteractionAt")
     last_interaction_at: Optional[dt.datetime] = ReadOnly(
         description="newest timestamp among logged activities (status changes excluded)")
+    closed_at: Optional[dt.datetime] = ReadOnly(
+        description="when the status became `closed` (won); null while it is not closed")
 
 
 LeadCreate = create_body(Lead, "LeadCreate", required=("name", "email"),

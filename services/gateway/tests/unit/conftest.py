@@ -22,7 +22,7 @@ WRITE_METHODS = frozenset({"create_lead", "update_lead", "delete_lead", "log_act
 
 @pytest.fixture(scope="session", autouse=True)
 def fresh_test_databases():
-    """The root conftest drops the `crm_test_*` databases at session start;
+    """The root conftest makes and drops databases for each run;
     unit tests touch no database, so they neither need PostgreSQL nor disturb
     another run's databases."""
     yield

@@ -225,3 +225,14 @@ def test_converting_while_contacts_is_down_is_unavailable_and_makes_nothing(call
     with pytest.raises(Unavailable):
         call("convert_lead", lead["id"])
     assert call("list_activity", lead["id"])["total"] == 0
+
+
+def test_closed_at_follows_the_status(call):
+    born_closed = call("create_lead", {"name": "Won", "email": email(), "status": "closed"})
+    assert born_closed["closedAt"] == born_closed["createdAt"]
+    lead = call("create_lead", {"name": "Later", "email": email()})
+    assert lead["closedAt"] is None
+    closed = call("update_lead", lead["id"], {"status": "closed"})
+    assert closed["closedAt"] == closed["updatedAt"]
+    assert call("update_lead", lead["id"], {"value": 10})["closedAt"] == closed["closedAt"]
+    assert call("update_lead", lead["id"], {"status": "proposal"})["closedAt"] is None
