@@ -6,6 +6,7 @@ from gateway import errors
 from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
 from gateway.openapi import Routes
 from gateway.resources.contacts import ContactHistory, ContactItem, Contacts
+from gateway.resources.dashboard import DashboardStats, RevenueChart, SourcesChart
 from gateway.resources.leads import LeadActivity, LeadConversion, LeadItem, Leads
 from gateway.resources.platform import HealthCheck, OpenApiDocument, RegenerateKey, SettingsConfig
 from gateway.resources.tasks import TaskItem, Tasks
@@ -53,5 +54,8 @@ def create_app(settings, client, keys):
     routes.add("/api/contacts/{id}/history", ContactHistory(rpc))
     routes.add("/api/tasks", Tasks(rpc))
     routes.add("/api/tasks/{id}", TaskItem(rpc))
+    routes.add("/api/dashboard/stats", DashboardStats(rpc))
+    routes.add("/api/dashboard/charts/revenue", RevenueChart(rpc))
+    routes.add("/api/dashboard/charts/sources", SourcesChart(rpc))
     app.add_sink(NotFoundSink(), prefix="/")
     return app

@@ -30,6 +30,7 @@ REMOTE_ERRORS = {
     "tasks.exceptions.TaskNotFound": falcon.HTTP_404,
     "tasks.exceptions.InvalidTask": falcon.HTTP_422,
     "campaigns.exceptions.CampaignNotFound": falcon.HTTP_404,
+    "analytics.exceptions.InvalidQuery": falcon.HTTP_400,
 }
 
 # Extra detail keys a remote error may pass on to the client.
