@@ -253,6 +253,12 @@ def main():
         return 1
     if args.deps_only:
         return 0
+    # Subscribers' queues exist before any service publishes: an event sent
+    # to an exchange with no queue bound yet would be dropped by RabbitMQ.
+    say("declaring event queues (python -m crm_common.bootstrap)")
+    if subprocess.run([sys.executable, "-m", "crm_common.bootstrap"], env=env, cwd=ROOT).returncode:
+        say("declaring the event queues failed: not starting the services")
+        return 1
     port = int(env.get("CRM_PORT") or 8000)
     procs = build(parse_instances(args.instances), env, not args.no_restart)
 

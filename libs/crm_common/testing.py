@@ -266,3 +266,42 @@ class RunningStack:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def publish_event(amqp_uri, source, event_type, body, headers=None):
+    """Publish `body` as nameko would publish `source`'s `event_type` event
+    (confirmed; the exchange is declared like nameko's)."""
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
+        exchange = Exchange(events_exchange_name(source), type="topic", durable=True)
+        conn.Producer().publish(body, exchange=exchange, routing_key=event_type, serializer="json",
+                                delivery_mode=2, headers=headers or {}, declare=[exchange],
+                                retry=False)
+
+
+def queue_depth(amqp_uri, name):
+    """Messages ready in queue `name` (None: no such queue)."""
+    with Connection(amqp_uri) as conn:
+        try:
+            return conn.channel().queue_declare(name, passive=True).message_count
+        except Exception:
+            return None
+
+
+def _ctl_vhost(amqp_uri):
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(amqp_uri).path[1:]) or "/"
+
+
+def vhost_queues(amqp_uri):
+    """The names of every queue of the URI's vhost (rabbitmqctl)."""
+    out = subprocess.run(["rabbitmqctl", "list_queues", "-q", "-p", _ctl_vhost(amqp_uri),
+                          "--no-table-headers", "name"], capture_output=True, text=True, check=True)
+    return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
+
+
+def vhost_connections(amqp_uri):
+    """How many client connections the URI's vhost has (rabbitmqctl)."""
+    out = subprocess.run(["rabbitmqctl", "list_connections", "-q", "--no-table-headers", "vhost"],
+                         capture_output=True, text=True, check=True)
+    return sum(1 for line in out.stdout.splitlines() if line.strip() == _ctl_vhost(amqp_uri))

@@ -2,11 +2,10 @@
 keeps from the leads and campaigns events (docs/analytics.md)."""
 import logging
 
-import eventlet
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from crm_common.errors import Unavailable
+from crm_common.reliable_events import reliable_event_handler
 from analytics import handlers
 from analytics.dependencies import AnalyticsDatabase
 from analytics.exceptions import InvalidQuery
@@ -14,9 +13,9 @@ from analytics.exceptions import InvalidQuery
 log = logging.getLogger(__name__)
 
 EXPECTED = (InvalidQuery, Unavailable)
-# How long an event waits before it is given back to the queue when the
-# database is down, so an outage is not a tight redelivery loop.
-REDELIVERY_PAUSE = 1.0
+# Retries after 1, 2, 4 ... 60 s (about two minutes in all), then parked.
+RETRIES = dict(max_attempts=8, retry_delay=1.0, max_delay=60.0,
+               park_on=(handlers.MalformedEvent,))
 
 
 class AnalyticsService:
@@ -45,43 +44,32 @@ class AnalyticsService:
             return handlers.sources_chart(tx, start, end)
 
     # ---- events: one entrypoint per type, all folded by one function --------
-    # requeue_on_error gives a failed event back to the queue; redelivery is
-    # harmless (de-duplicated on event_id). A malformed event is logged and
-    # dropped instead: requeued it would loop forever.
+    # A failure is retried after a growing delay, then parked where an operator
+    # sees it (`python -m crm_common.parked list`); redelivery is harmless
+    # (de-duplicated on event_id). A malformed event is parked at once: retried
+    # it could never succeed.
 
     def _lead_event(self, event_type, payload):
-        try:
-            with self.db.transaction() as tx:
-                handlers.apply_lead_event(tx, event_type, payload)
-        except handlers.MalformedEvent as exc:
-            log.error("dropping leads.%s: %s", event_type, exc)
-        except Unavailable:
-            eventlet.sleep(REDELIVERY_PAUSE)
-            raise
+        with self.db.transaction() as tx:
+            handlers.apply_lead_event(tx, event_type, payload)
 
-    @event_handler("leads", "lead_created", requeue_on_error=True)
+    @reliable_event_handler("leads", "lead_created", **RETRIES)
     def on_lead_created(self, payload):
         self._lead_event("lead_created", payload)
 
-    @event_handler("leads", "lead_updated", requeue_on_error=True)
+    @reliable_event_handler("leads", "lead_updated", **RETRIES)
     def on_lead_updated(self, payload):
         self._lead_event("lead_updated", payload)
 
-    @event_handler("leads", "lead_status_changed", requeue_on_error=True)
+    @reliable_event_handler("leads", "lead_status_changed", **RETRIES)
     def on_lead_status_changed(self, payload):
         self._lead_event("lead_status_changed", payload)
 
-    @event_handler("leads", "lead_deleted", requeue_on_error=True)
+    @reliable_event_handler("leads", "lead_deleted", **RETRIES)
     def on_lead_deleted(self, payload):
         self._lead_event("lead_deleted", payload)
 
-    @event_handler("campaigns", "campaign_synced", requeue_on_error=True)
+    @reliable_event_handler("campaigns", "campaign_synced", **RETRIES)
     def on_campaign_synced(self, payload):
-        try:
-            with self.db.transaction() as tx:
-                handlers.apply_campaign_synced(tx, payload)
-        except handlers.MalformedEvent as exc:
-            log.error("dropping campaigns.campaign_synced: %s", exc)
-        except Unavailable:
-            eventlet.sleep(REDELIVERY_PAUSE)
-            raise
+        with self.db.transaction() as tx:
+            handlers.apply_campaign_synced(tx, payload)

@@ -1,11 +1,10 @@
 """The tasks service: RPC and event entrypoints that translate to handlers."""
 import logging
 
-import eventlet
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from crm_common.errors import Unavailable
+from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
 from tasks import handlers
 from tasks.dependencies import RELATED_CHECK_TIMEOUT, RelatedRecords, TasksDatabase
@@ -14,9 +13,11 @@ from tasks.exceptions import InvalidTask, TaskNotFound
 log = logging.getLogger(__name__)
 
 EXPECTED = (TaskNotFound, InvalidTask, Unavailable)
-# How long a lead_deleted event waits before it is given back to the queue
-# when the database is down, so an outage is not a tight redelivery loop.
-REDELIVERY_PAUSE = 1.0
+# A failed lead_deleted event is retried after 1, 2, 4, ... s (at most 60 s),
+# 8 attempts in all (about 2 minutes of outage), then parked for an operator
+# (`python -m crm_common.parked list|replay`): never lost, never a hot loop.
+LEAD_DELETED_ATTEMPTS = 8
+LEAD_DELETED_RETRY_DELAY = 1.0
 
 
 class TasksService:
@@ -59,17 +60,14 @@ class TasksService:
         with self.db.transaction() as tx:
             return handlers.delete_task(tx, task_id)
 
-    # A failure gives the event back to the queue (requeue_on_error) rather
-    # than losing the clean-up; redelivery is harmless, the handler is idempotent.
-    @event_handler("leads", "lead_deleted", requeue_on_error=True)
+    # A failure retries the event later (then parks it) rather than losing the
+    # clean-up; redelivery is harmless, the handler is idempotent.
+    @reliable_event_handler("leads", "lead_deleted", max_attempts=LEAD_DELETED_ATTEMPTS,
+                            retry_delay=LEAD_DELETED_RETRY_DELAY, max_delay=60.0)
     def on_lead_deleted(self, payload):
-        # Read defensively: a malformed event would otherwise be requeued forever.
+        # Read defensively: a malformed event changes nothing rather than failing.
         lead_id = (payload.get("lead") or {}).get("id")
-        try:
-            with self.db.transaction() as tx:
-                gone = handlers.delete_open_tasks_of_lead(tx, lead_id)
-        except Unavailable:
-            eventlet.sleep(REDELIVERY_PAUSE)
-            raise
+        with self.db.transaction() as tx:
+            gone = handlers.delete_open_tasks_of_lead(tx, lead_id)
         if gone:
             log.info("lead %s deleted: deleted its %d open task(s)", lead_id, len(gone))
