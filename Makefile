@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv deps run test test-unit acceptance bench clean
+.PHONY: help venv deps run test test-unit acceptance bench rebuild-analytics clean
 
 help:
 	@echo "make run         start the whole system (local processes); Ctrl-C stops it"
 	@echo "make test        unit, interface, integration and end-to-end tests"
 	@echo "make acceptance  the black-box suite (../shared/acceptance) against a fresh stack"
 	@echo "make bench       benchmarks (bench/)"
+	@echo "make rebuild-analytics  recompute the dashboard aggregates from the leads service's data"
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ bench: deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
 	  || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
+
+# The leads service must be running (make run); the analytics service may be.
+rebuild-analytics: deps
+	PYTHONPATH=libs:services/leads:services/contacts:services/tasks:services/campaigns:services/analytics:services/gateway \
+	  $(BIN)/python -m analytics.rebuild
 
 clean:
 	rm -rf $(VENV) acceptance-stack.log .pytest_cache

@@ -50,19 +50,30 @@ def _load_fact(tx, lead_id):
                        .on_conflict_do_nothing(index_elements=["lead_id"]))
     row = tx.session.execute(sa.select(LEAD_FACTS).where(LEAD_FACTS.c.lead_id == lead_id)
                              .with_for_update()).mappings().one()
+    return fact_from_row(row)
+
+
+def fact_from_row(row):
+    """The fact of a `lead_facts` row (a mapping); None for a placeholder."""
     if row["created_day"] is None and not row["deleted"]:
         return None
     return agg.Fact(row["created_day"], row["source"], row["status"], row["value"],
                     row["closed_day"], row["deleted"], row["version"])
 
 
+def fact_values(fact):
+    """The `lead_facts` columns (but lead_id) of a fact."""
+    return dict(created_day=fact.created_day, source=fact.source, status=fact.status,
+                value=fact.value, closed_day=fact.closed_day, deleted=fact.deleted,
+                version=fact.version)
+
+
 def _store_fact(tx, lead_id, fact):
-    tx.session.execute(sa.update(LEAD_FACTS).where(LEAD_FACTS.c.lead_id == lead_id).values(
-        created_day=fact.created_day, source=fact.source, status=fact.status, value=fact.value,
-        closed_day=fact.closed_day, deleted=fact.deleted, version=fact.version))
+    tx.session.execute(sa.update(LEAD_FACTS).where(LEAD_FACTS.c.lead_id == lead_id)
+                       .values(**fact_values(fact)))
 
 
-def _apply_delta(tx, leads, closed):
+def apply_delta(tx, leads, closed):
     """Add the differences with upserts, daily_leads before daily_closed and
     keys in sorted order, so concurrent transactions lock rows in one order."""
     for (day, source), (created, now_closed) in leads.items():
@@ -98,7 +109,7 @@ def apply_lead_event(tx, event_type, payload):
     kept = agg.decide(stored, incoming)
     changed = kept is incoming
     if changed:
-        _apply_delta(tx, *agg.delta(stored, incoming))
+        apply_delta(tx, *agg.delta(stored, incoming))
         _store_fact(tx, lead_id, incoming)
     tx.commit()
     return changed

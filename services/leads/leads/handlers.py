@@ -101,6 +101,29 @@ def list_leads(tx, query):
     return {"items": [lead_to_dict(lead) for lead in rows], "total": total}
 
 
+EXPORT_MAX = 5000
+
+
+def export_leads(tx, after_id=None, limit=1000):
+    """One page of every lead, in id order, for consumers that rebuild from
+    the current data (analytics). Read-only. `next` is the id to pass as
+    `after_id` for the following page; None when this page is the last."""
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise InvalidLead.for_field("limit", "must be an integer")
+    if not 1 <= limit <= EXPORT_MAX:
+        raise InvalidLead.for_field("limit", "must be between 1 and %d" % EXPORT_MAX)
+    key = None
+    if after_id is not None:
+        key = parse_id(after_id)
+        if key is None:
+            raise InvalidLead.for_field("after_id", "must be a lead id")
+    rows = LeadRepository(tx.session).export_page(key, limit)
+    items = [lead_to_dict(lead) for lead in rows]
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
 def _status_activity(lead, old, new, now):
     return Activity(lead_id=lead.id, type="status_change",
                     title="Status changed from %s to %s" % (old, new),

@@ -73,6 +73,13 @@ class LeadRepository:
             .limit(limit).offset(offset)).scalars().all()
         return rows, total
 
+    def export_page(self, after_id=None, limit=1000):
+        """Leads in id order after `after_id` (keyset paging, for rebuilds)."""
+        query = sa.select(Lead)
+        if after_id is not None:
+            query = query.where(Lead.id > after_id)
+        return self.session.execute(query.order_by(Lead.id).limit(limit)).scalars().all()
+
     def add_activity(self, activity):
         self.session.add(activity)
         self.session.flush()

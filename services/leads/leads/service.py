@@ -38,6 +38,13 @@ class LeadsService:
             return handlers.list_leads(tx, query)
 
     @rpc(expected_exceptions=EXPECTED)
+    def export_leads(self, after_id=None, limit=1000):
+        """Every lead, a page at a time in id order (keyset), for rebuilds:
+        {"items": [lead...], "next": <id to pass as after_id, or None>}."""
+        with self.db.transaction() as tx:
+            return handlers.export_leads(tx, after_id, limit)
+
+    @rpc(expected_exceptions=EXPECTED)
     def update_lead(self, lead_id, changes):
         with self.db.transaction() as tx:
             return handlers.update_lead(tx, lead_id, changes)
