@@ -12,7 +12,10 @@ workers = int(os.environ.get("CRM_GATEWAY_WORKERS", "2"))
 threads = int(os.environ.get("CRM_GATEWAY_THREADS", "16"))
 timeout = 60
 graceful_timeout = 20
-keepalive = 5
+# Longer than a client or proxy keeps an idle connection (browsers ~60 s, nginx 75 s
+# upstream): otherwise the server may close a connection just as the client
+# reuses it, and the client sees "connection closed without response".
+keepalive = 75
 accesslog = None            # the app logs one JSON line per request
 preload_app = False
 # gunicorn 27's control socket lives at one path per user (~/.gunicorn): two

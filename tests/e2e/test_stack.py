@@ -1,4 +1,5 @@
 """End to end: HTTP through the gateway, RPC to the services, events out."""
+import http.client
 import os
 import signal
 import time
@@ -100,3 +101,22 @@ def test_a_killed_service_answers_503_then_is_restarted(stack, api):
     wait_for(lambda: api.get("/api/leads").status_code == 200, timeout=60, every=0.5,
              what="the leads service to be restarted")
     assert _service_pids(stack, "leads") != pids
+
+
+def test_the_connection_survives_a_refused_large_body(api):
+    # A client keeps its connection after a 413 (the server reads and drops the
+    # rest of the body instead of closing the connection under the client).
+    host, port = api.url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=15)
+    headers = {"Authorization": "Bearer " + api.key, "Content-Type": "application/json"}
+    try:
+        conn.request("POST", "/api/leads", body=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+                     headers=headers)
+        refused = conn.getresponse()
+        refused.read()
+        assert refused.status == 413
+        time.sleep(0.3)                        # time for a server-side close to land
+        conn.request("GET", "/api/leads?limit=1", headers=headers)
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()

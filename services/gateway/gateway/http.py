@@ -9,6 +9,21 @@ from gateway.errors import JsonError, bad_request, validation_error
 from gateway.schemas.base import read_only_fields
 
 MAX_BODY_BYTES = 1024 * 1024
+# How much of a refused (too large) body is read and thrown away, so the
+# connection can serve the client's next request: gunicorn closes a keep-alive
+# connection whose body was left unread (past 64 KiB) after answering, and a
+# client that reuses it at once sees "connection closed without response".
+MAX_DISCARD_BYTES = 8 * MAX_BODY_BYTES
+
+
+def too_large(req):
+    """413, after reading what is left of the body (within MAX_DISCARD_BYTES)."""
+    left = req.content_length
+    if left is not None and left <= MAX_DISCARD_BYTES:
+        stream = req.bounded_stream
+        while stream.read(64 * 1024):
+            pass
+    return JsonError(falcon.HTTP_413, "The body is larger than 1 MiB.")
 MAX_JSON_DEPTH = 32
 
 
@@ -59,10 +74,10 @@ def read_json(req, allow_empty=False):
     past 1 MiB, 400 when it is not JSON (or not UTF-8, or nested too deep)."""
     length = req.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        raise JsonError(falcon.HTTP_413, "The body is larger than 1 MiB.")
+        raise too_large(req)
     raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise JsonError(falcon.HTTP_413, "The body is larger than 1 MiB.")
+        raise too_large(req)
     if not raw.strip():
         if allow_empty:
             return {}

@@ -9,7 +9,7 @@ import falcon
 import sqlalchemy as sa
 
 from gateway.errors import JsonError, unavailable
-from gateway.http import MAX_BODY_BYTES
+from gateway.http import MAX_BODY_BYTES, too_large
 
 log = logging.getLogger("gateway.access")
 
@@ -37,7 +37,7 @@ class RequestContext:
 class BodyLimit:
     def process_request(self, req, resp):
         if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-            raise JsonError(falcon.HTTP_413, "The body is larger than 1 MiB.")
+            raise too_large(req)
 
 
 def presented_key(req):
