@@ -29,6 +29,17 @@ def wait_for(check, timeout=10.0, every=0.05, what="condition"):
     raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
 
 
+def entrypoint_caller(container):
+    """`call("method", *args)`: run an entrypoint of a started nameko
+    container (through nameko's entrypoint_hook) and return its result."""
+    from nameko.testing.services import entrypoint_hook
+
+    def call(method, *args, **kwargs):
+        with entrypoint_hook(container, method) as hook:
+            return hook(*args, **kwargs)
+    return call
+
+
 def drop_databases(server_url, prefix):
     """Drop every database named `<prefix>_*` (a test stack's leftovers)."""
     with server_connection(server_url) as conn:

@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from nameko.testing.services import entrypoint_hook
 
 from campaigns.exceptions import CampaignNotFound
 from campaigns.service import CampaignsService
+from crm_common.testing import entrypoint_caller
 
 
 @pytest.fixture
@@ -20,10 +20,7 @@ def container(container_factory, service_config):
 
 @pytest.fixture
 def call(container):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
-            return hook(*args, **kwargs)
-    return call
+    return entrypoint_caller(container)
 
 
 def test_ping(call):

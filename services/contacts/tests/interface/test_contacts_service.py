@@ -6,10 +6,10 @@ import eventlet
 import pytest
 import sqlalchemy as sa
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
 
 from contacts.exceptions import ContactNotFound, InvalidContact
 from contacts.service import ContactsService
+from crm_common.testing import entrypoint_caller
 
 
 @pytest.fixture
@@ -21,10 +21,7 @@ def container(container_factory, service_config):
 
 @pytest.fixture
 def call(container):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
-            return hook(*args, **kwargs)
-    return call
+    return entrypoint_caller(container)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import uuid
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
 
+from crm_common.testing import entrypoint_caller
 from leads.exceptions import InvalidLead
 from leads.service import LeadsService
 
@@ -20,10 +20,7 @@ def container(container_factory, service_config):
 
 @pytest.fixture
 def call(container):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
-            return hook(*args, **kwargs)
-    return call
+    return entrypoint_caller(container)
 
 
 def email():

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
 
+from crm_common.testing import entrypoint_caller
 from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
 from leads.service import LeadsService
 
@@ -22,10 +22,7 @@ def container(container_factory, service_config):
 
 @pytest.fixture
 def call(container):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
-            return hook(*args, **kwargs)
-    return call
+    return entrypoint_caller(container)
 
 
 def email():

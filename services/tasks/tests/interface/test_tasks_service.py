@@ -11,20 +11,15 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from campaigns.service import CampaignsService
 from crm_common.errors import Unavailable
+from crm_common.testing import entrypoint_caller
 from leads.service import LeadsService
 from tasks.dependencies import RELATED_CHECK_TIMEOUT
 from tasks.exceptions import InvalidTask, TaskNotFound
 from tasks.service import TasksService
 
+
 def engine_of(container):
     return next(d for d in container.dependencies if d.attr_name == "db").engine
-
-
-def caller(container):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
-            return hook(*args, **kwargs)
-    return call
 
 
 @pytest.fixture
@@ -36,7 +31,7 @@ def container(container_factory, service_config):
 
 @pytest.fixture
 def call(container):
-    return caller(container)
+    return entrypoint_caller(container)
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ def leads_container(container_factory, service_config):
 @pytest.fixture
 def leads(leads_container):
     """Calls to a real leads service: `leads("create_lead", {...})`."""
-    return caller(leads_container)
+    return entrypoint_caller(leads_container)
 
 
 @pytest.fixture
