@@ -30,3 +30,19 @@ class Campaign(Base):
     last_synced_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class CampaignDay(Base):
+    """One campaign's insight totals for one day, as Meta last reported them."""
+    __tablename__ = "campaign_days"
+    __table_args__ = (sa.Index("campaign_days_date_idx", "date"),)
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        pg.UUID(as_uuid=True), sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    date: Mapped[sa.Date] = mapped_column(sa.Date, primary_key=True)
+    spend: Mapped[sa.Numeric] = mapped_column(sa.Numeric, default=0)
+    impressions: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    clicks: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    leads: Mapped[int] = mapped_column(sa.Integer, default=0)
+    revenue: Mapped[sa.Numeric] = mapped_column(sa.Numeric, default=0)
+    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))

@@ -1,20 +1,30 @@
-"""The campaigns service: RPC entrypoints that translate to handlers. So far
-it answers lookups (the tasks service checks campaign ids with them); the Meta
-sync that fills the table comes with its own issue."""
+"""The campaigns service: RPC entrypoints that translate to handlers. It
+answers lookups (the tasks service checks campaign ids with them) and syncs
+campaigns and their daily insights from Meta's Graph API (`sync_now`)."""
+import datetime as dt
+import logging
+
+import sqlalchemy as sa
 from nameko.rpc import rpc
 
-from campaigns import handlers
-from campaigns.dependencies import CampaignsDatabase
-from campaigns.exceptions import CampaignNotFound
+from campaigns import graph, handlers
+from campaigns.dependencies import CampaignsDatabase, GraphApi
+from campaigns.exceptions import CampaignNotFound, GraphRefused, InvalidCampaignQuery, SyncRunning
 from crm_common.errors import Unavailable
 
-EXPECTED = (CampaignNotFound, Unavailable)
+log = logging.getLogger(__name__)
+
+EXPECTED = (CampaignNotFound, InvalidCampaignQuery, Unavailable)
+SYNC_EXPECTED = (GraphRefused, SyncRunning, Unavailable)
+# pg_try_advisory_xact_lock key: one sync at a time, across every instance.
+SYNC_LOCK_KEY = 0x63616D70   # "camp"
 
 
 class CampaignsService:
     name = "campaigns"
 
     db = CampaignsDatabase()
+    graph = GraphApi()
 
     @rpc(expected_exceptions=Unavailable)
     def ping(self):
@@ -25,3 +35,61 @@ class CampaignsService:
     def get_campaign(self, campaign_id):
         with self.db.transaction() as tx:
             return handlers.get_campaign(tx, campaign_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_campaigns(self, query=None):
+        with self.db.transaction() as tx:
+            return handlers.list_campaigns(tx, query)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_campaign_detail(self, campaign_id):
+        with self.db.transaction() as tx:
+            return handlers.get_campaign_detail(tx, campaign_id)
+
+    @rpc(expected_exceptions=SYNC_EXPECTED)
+    def sync_now(self):
+        """Read campaigns and daily insights from the Graph API and store them.
+
+        Two syncs never run at once: a transaction-level PostgreSQL advisory
+        lock is held for the whole sync (a second call raises SyncRunning; the
+        lock goes with the transaction, even if this process dies). The first
+        sync (no day stored yet) asks for every day (`date_preset=maximum`);
+        later ones for the last META_SYNC_WINDOW_DAYS days. Everything is read
+        before anything is written, so a refused or failed sync writes nothing.
+        Returns {"status": "ok", "campaigns": N, "days": N, "finishedAt"}.
+        """
+        with self.db.transaction() as lock:
+            held = lock.session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                        {"key": SYNC_LOCK_KEY}).scalar()
+            if not held:
+                raise SyncRunning()
+            with self.db.transaction() as tx:
+                first = handlers.is_first_sync(tx)
+            campaigns, days = self._read_graph(first)
+            with self.db.transaction() as tx:
+                return handlers.apply_sync(tx, campaigns, days)
+
+    def _read_graph(self, first):
+        client = None
+        try:
+            client = self.graph.client()
+            campaigns = client.campaigns()
+            if first:
+                days = client.insights()
+            else:
+                until = dt.datetime.now(dt.timezone.utc).date()
+                days = client.insights(until - dt.timedelta(days=self.graph.window_days - 1), until)
+            return campaigns, days
+        except graph.GraphRefused as exc:
+            log.warning("meta refused the sync: %s", exc)
+            raise GraphRefused({"description": "Meta refused the sync: %s" % exc,
+                                "code": exc.code})
+        except graph.GraphError as exc:
+            log.warning("meta unavailable for the sync: %s", exc)
+            raise GraphRefused({"description": "The Graph API is unavailable: %s" % exc,
+                                "code": exc.code})
+        except ValueError as exc:       # not configured (no ad account)
+            raise GraphRefused({"description": "Meta is not configured: %s" % exc})
+        finally:
+            if client is not None:
+                client.close()

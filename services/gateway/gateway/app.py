@@ -5,6 +5,7 @@ import falcon
 from gateway import errors
 from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
 from gateway.openapi import Routes
+from gateway.resources.campaigns import CampaignItem, Campaigns, CampaignSync
 from gateway.resources.contacts import ContactHistory, ContactItem, Contacts
 from gateway.resources.dashboard import DashboardStats, RevenueChart, SourcesChart
 from gateway.resources.leads import LeadActivity, LeadConversion, LeadItem, Leads
@@ -54,6 +55,9 @@ def create_app(settings, client, keys):
     routes.add("/api/contacts/{id}/history", ContactHistory(rpc))
     routes.add("/api/tasks", Tasks(rpc))
     routes.add("/api/tasks/{id}", TaskItem(rpc))
+    routes.add("/api/campaigns", Campaigns(rpc))
+    routes.add("/api/campaigns/sync", CampaignSync(rpc))
+    routes.add("/api/campaigns/{id}", CampaignItem(rpc))
     routes.add("/api/dashboard/stats", DashboardStats(rpc))
     routes.add("/api/dashboard/charts/revenue", RevenueChart(rpc))
     routes.add("/api/dashboard/charts/sources", SourcesChart(rpc))

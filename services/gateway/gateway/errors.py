@@ -30,6 +30,9 @@ REMOTE_ERRORS = {
     "tasks.exceptions.TaskNotFound": falcon.HTTP_404,
     "tasks.exceptions.InvalidTask": falcon.HTTP_422,
     "campaigns.exceptions.CampaignNotFound": falcon.HTTP_404,
+    "campaigns.exceptions.InvalidCampaignQuery": falcon.HTTP_422,
+    "campaigns.exceptions.SyncRunning": falcon.HTTP_409,
+    "campaigns.exceptions.GraphRefused": falcon.HTTP_502,
     "analytics.exceptions.InvalidQuery": falcon.HTTP_400,
 }
 

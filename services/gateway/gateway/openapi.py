@@ -19,6 +19,7 @@ ERROR_RESPONSES = {
     "413": "Body over 1 MiB",
     "415": "Body is not JSON",
     "422": "Well-formed JSON that fails validation",
+    "502": "An upstream API (Meta's Graph API) refused or failed; its message in description",
     "503": "A service, the broker or the database is unavailable (see Retry-After)",
 }
 

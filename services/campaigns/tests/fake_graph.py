@@ -1,0 +1,72 @@
+"""A small fake of Meta's Graph API over real HTTP on loopback, for the
+campaigns service's tests: `data` + `paging.next` pages, error bodies with a
+`code`, a token checked from the Bearer header or `access_token`."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlparse
+
+
+class FakeGraph:
+    def __init__(self, token="tok", account="act_123", page_size=2):
+        self.token = token
+        self.account = account
+        self.page_size = page_size
+        self.campaigns = {}
+        self.insights = []
+        self.fail_next = []           # (status, body) answered one per request
+        self.requests = []            # (path, {param: value})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d/v21.0" % self.port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def seen(self, suffix):
+        return [q for p, q in self.requests if p.endswith(suffix)]
+
+    def _page(self, rows, query, path):
+        after = int(query.get("after", "0"))
+        body = {"data": rows[after:after + self.page_size], "paging": {}}
+        if after + self.page_size < len(rows):
+            body["paging"]["next"] = "http://127.0.0.1:%d%s?%s" % (
+                self.port, path, urlencode(dict(query, after=after + self.page_size)))
+        return body
+
+    def answer(self, path, query, bearer):
+        self.requests.append((path, query))
+        if self.fail_next:
+            return self.fail_next.pop(0)
+        if (bearer or query.get("access_token")) != self.token:
+            return 400, {"error": {"message": "Invalid OAuth access token.",
+                                   "type": "OAuthException", "code": 190}}
+        if path == "/v21.0/%s/campaigns" % self.account:
+            return 200, self._page(list(self.campaigns.values()), query, path)
+        if path == "/v21.0/%s/insights" % self.account:
+            return 200, self._page(list(self.insights), query, path)
+        return 404, {"error": {"message": "Unsupported get request.", "code": 100}}
+
+    def _handler(self):
+        graph = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                auth = self.headers.get("Authorization", "")
+                status, body = graph.answer(url.path, query,
+                                            auth[7:] if auth.startswith("Bearer ") else None)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
