@@ -18,9 +18,7 @@ from crm_common.testing import RunningStack, drop_databases, free_port  # noqa: 
 # The files the finished issues name, and the tests that belong to open ones.
 DEFAULT_FILES = ("test_platform.py test_leads.py test_contacts_tasks.py "
                  "test_campaigns_dashboard.py")
-# test_graph_refusal_is_reported needs lastSync in the settings, which comes
-# with the rest of the Meta sync issue (still open).
-DEFAULT_DESELECT = "test_campaigns_dashboard.py::test_graph_refusal_is_reported"
+DEFAULT_DESELECT = ""
 
 SUITE_SETTINGS = {
     "META_APP_SECRET": "acceptance-secret",

@@ -49,5 +49,9 @@ class GraphFactory:
         self.window_days = options.pop("window_days")
         self.options = options
 
+    def configured(self):
+        """Whether there is an ad account and a token to sync with."""
+        return bool(self.options.get("account_id") and self.options.get("token"))
+
     def client(self):
         return GraphClient(**self.options)

@@ -2,7 +2,10 @@
 transaction (`tx`, a crm_common UnitOfWork)."""
 import datetime as dt
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
 from campaigns.exceptions import CampaignNotFound, InvalidCampaignQuery
+from campaigns.models import SyncState
 from campaigns.repository import (DEFAULT_SORT, SORT_KEYS, CampaignReadRepository,
                                   CampaignRepository, SyncRepository)
 from campaigns.schemas import campaign_to_dict, campaign_with_metrics, day_to_dict
@@ -99,3 +102,18 @@ def get_campaign_detail(tx, campaign_id):
     result = campaign_with_metrics(campaign, repo.totals(campaign.id))
     result["daily"] = [day_to_dict(d) for d in repo.days(campaign.id)]
     return result
+
+
+def record_sync(tx, status, error=None):
+    """Note the sync's state (`running`, `ok` or `error`) for the settings."""
+    values = {"id": 1, "status": status, "at": utcnow(), "error": error}
+    tx.session.execute(pg_insert(SyncState).values(**values).on_conflict_do_update(
+        index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}))
+    tx.commit()
+
+
+def last_sync(tx):
+    state = tx.session.get(SyncState, 1)
+    if state is None:
+        return None
+    return {"at": iso_timestamp(state.at), "status": state.status, "error": state.error}

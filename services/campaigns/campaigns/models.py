@@ -46,3 +46,13 @@ class CampaignDay(Base):
     leads: Mapped[int] = mapped_column(sa.Integer, default=0)
     revenue: Mapped[sa.Numeric] = mapped_column(sa.Numeric, default=0)
     updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class SyncState(Base):
+    """The latest sync's outcome: a single row (id 1)."""
+    __tablename__ = "sync_state"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(10))
+    at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(sa.Text)

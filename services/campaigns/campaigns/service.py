@@ -6,10 +6,12 @@ import logging
 
 import sqlalchemy as sa
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from campaigns import graph, handlers
 from campaigns.dependencies import CampaignsDatabase, GraphApi
 from campaigns.exceptions import CampaignNotFound, GraphRefused, InvalidCampaignQuery, SyncRunning
+from crm_common.config import Settings
 from crm_common.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,7 @@ EXPECTED = (CampaignNotFound, InvalidCampaignQuery, Unavailable)
 SYNC_EXPECTED = (GraphRefused, SyncRunning, Unavailable)
 # pg_try_advisory_xact_lock key: one sync at a time, across every instance.
 SYNC_LOCK_KEY = 0x63616D70   # "camp"
+SYNC_INTERVAL = Settings.from_env().meta_sync_interval
 
 
 class CampaignsService:
@@ -56,6 +59,7 @@ class CampaignsService:
         sync (no day stored yet) asks for every day (`date_preset=maximum`);
         later ones for the last META_SYNC_WINDOW_DAYS days. Everything is read
         before anything is written, so a refused or failed sync writes nothing.
+        Its outcome is kept for the settings (`last_sync`).
         Returns {"status": "ok", "campaigns": N, "days": N, "finishedAt"}.
         """
         with self.db.transaction() as lock:
@@ -63,11 +67,41 @@ class CampaignsService:
                                         {"key": SYNC_LOCK_KEY}).scalar()
             if not held:
                 raise SyncRunning()
-            with self.db.transaction() as tx:
-                first = handlers.is_first_sync(tx)
-            campaigns, days = self._read_graph(first)
-            with self.db.transaction() as tx:
-                return handlers.apply_sync(tx, campaigns, days)
+            self._record("running")
+            try:
+                with self.db.transaction() as tx:
+                    first = handlers.is_first_sync(tx)
+                campaigns, days = self._read_graph(first)
+                with self.db.transaction() as tx:
+                    result = handlers.apply_sync(tx, campaigns, days)
+            except Exception as exc:
+                self._record("error", str(exc) or type(exc).__name__)
+                raise
+            self._record("ok")
+            return result
+
+    @timer(interval=SYNC_INTERVAL)
+    def sync_on_schedule(self):
+        """Every META_SYNC_INTERVAL seconds (when Meta is configured): a sync,
+        skipped while another one runs; its outcome is in `last_sync`."""
+        if not self.graph.configured():
+            return
+        try:
+            self.sync_now()
+        except SyncRunning:
+            log.info("scheduled sync skipped: another sync is running")
+        except (GraphRefused, Unavailable) as exc:
+            log.warning("scheduled sync failed: %s", exc)
+
+    @rpc(expected_exceptions=Unavailable)
+    def last_sync(self):
+        """{"at", "status": running|ok|error, "error"} of the latest sync, or None."""
+        with self.db.transaction() as tx:
+            return handlers.last_sync(tx)
+
+    def _record(self, status, error=None):
+        with self.db.transaction() as tx:
+            handlers.record_sync(tx, status, error)
 
     def _read_graph(self, first):
         client = None

@@ -44,7 +44,7 @@ def create_app(settings, client, keys):
     routes = Routes(app)
     routes.add("/api/health", HealthCheck(client, min(settings.rpc_timeout, HEALTH_PING_TIMEOUT)))
     routes.add("/api/openapi.json", OpenApiDocument(routes))
-    routes.add("/api/settings/config", SettingsConfig(keys, settings))
+    routes.add("/api/settings/config", SettingsConfig(keys, settings, rpc))
     routes.add("/api/settings/regenerate-key", RegenerateKey(keys))
     routes.add("/api/leads", Leads(rpc))
     routes.add("/api/leads/{id}", LeadItem(rpc))

@@ -115,6 +115,22 @@ def test_a_refused_token_stops_the_sync_and_writes_nothing(call, graph, db):
         assert conn.execute(sa.text("SELECT count(*) FROM campaigns")).scalar() == 0
 
 
+def test_the_last_sync_is_kept_for_the_settings(call, graph, db):
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM sync_state"))
+    assert call("last_sync") is None
+    campaign(graph, "c1")
+    call("sync_now")
+    ok = call("last_sync")
+    assert ok["status"] == "ok" and ok["error"] is None and ok["at"].endswith("Z")
+    graph.token = "another"
+    with pytest.raises(GraphRefused):
+        call("sync_now")
+    failed = call("last_sync")
+    assert failed["status"] == "error" and "OAuth" in failed["error"]
+    assert failed["at"] >= ok["at"]
+
+
 def test_rate_limits_are_retried(call, graph, db):
     campaign(graph, "c1")
     day(graph, "c1", "2024-03-01")
@@ -191,3 +207,11 @@ def test_detail_has_every_day(call, graph):
 
     with pytest.raises(CampaignNotFound):
         call("get_campaign_detail", "not-an-id")
+
+
+def test_the_timer_runs_a_sync_and_records_it(call, graph):
+    campaign(graph, "timed")
+    day(graph, "timed", "2024-04-01")
+    call("sync_on_schedule")
+    assert call("last_sync")["status"] == "ok"
+    assert any(c["metaCampaignId"] == "timed" for c in call("list_campaigns", {})["items"])

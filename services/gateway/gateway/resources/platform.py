@@ -58,9 +58,10 @@ def masked_secret(value):
 
 
 class SettingsConfig:
-    def __init__(self, keys, settings):
+    def __init__(self, keys, settings, rpc):
         self.keys = keys
         self.settings = settings
+        self.rpc = rpc
 
     @operation("Settings, with every secret masked", response=Config, tags=["settings"])
     def on_get(self, req, resp):
@@ -71,8 +72,7 @@ class SettingsConfig:
             "metaVerifyToken": masked_secret(s.meta_verify_token),
             "metaAppSecretSet": bool(s.meta_app_secret),
             "metaAdAccountId": s.meta_ad_account_id,
-            # Meta syncing arrives with the campaigns service; until then there is none.
-            "lastSync": None,
+            "lastSync": self.rpc(req, "campaigns", "last_sync"),
         }
 
 

@@ -1,4 +1,29 @@
 """GET /api/settings/config and POST /api/settings/regenerate-key."""
+import pytest
+
+from gateway.rpc import ServiceUnavailable
+
+LAST_SYNC = {"at": "2024-03-10T10:00:00.000Z", "status": "error", "error": "Invalid OAuth token"}
+
+
+@pytest.fixture(autouse=True)
+def last_sync(rpc):
+    rpc.answer("campaigns", "last_sync", LAST_SYNC)
+
+
+def test_config_shows_the_last_sync(client):
+    assert client.simulate_get("/api/settings/config").json["lastSync"] == LAST_SYNC
+
+
+def test_config_before_any_sync_has_no_last_sync(client, rpc):
+    rpc.answer("campaigns", "last_sync", None)
+    assert client.simulate_get("/api/settings/config").json["lastSync"] is None
+
+
+def test_config_is_503_while_campaigns_cannot_say_how_the_last_sync_went(client, rpc):
+    rpc.fail("campaigns", "last_sync", ServiceUnavailable("campaigns", "down"))
+    result = client.simulate_get("/api/settings/config")
+    assert result.status_code == 503 and result.headers["Retry-After"]
 
 
 def test_config_shows_the_masked_key(client, keys, api_key):
