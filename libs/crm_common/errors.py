@@ -41,6 +41,14 @@ class ValidationFailed(DomainError):
         return cls({"description": "%s: %s" % (field, message),
                     "errors": [{"field": field, "message": message}]})
 
+    @classmethod
+    def check_known_fields(cls, data, allowed):
+        """Raise naming every key of `data` that is not in `allowed`."""
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise cls({"description": "Unknown field(s): %s" % ", ".join(unknown),
+                       "errors": [{"field": f, "message": "unknown field"} for f in unknown]})
+
 
 class Unavailable(DomainError):
     default_description = "A dependency is unavailable; try again shortly."

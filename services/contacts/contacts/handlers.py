@@ -18,13 +18,6 @@ FROM_LEAD = {"name": "name", "email": "email", "phone": "phone", "company": "com
              "role": "jobTitle"}
 
 
-def _check_fields(data, allowed):
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise InvalidContact({"description": "Unknown field(s): %s" % ", ".join(unknown),
-                              "errors": [{"field": f, "message": "unknown field"} for f in unknown]})
-
-
 def _check_required(data):
     missing = [f for f in REQUIRED if not data.get(f)]
     if missing:
@@ -60,7 +53,7 @@ def _diff(before, after):
 
 
 def create_contact(tx, data):
-    _check_fields(data, WRITABLE)
+    InvalidContact.check_known_fields(data, WRITABLE)
     data = _clean_text(data, Contact.__table__)
     _check_required(data)
     now = utcnow()
@@ -84,13 +77,13 @@ def list_contacts(tx, query):
     sort = query.pop("sort", None) or DEFAULT_SORT
     if sort.lstrip("-") not in SORT_COLUMNS:
         raise InvalidContact.for_field("sort", "unknown sort field")
-    _check_fields(query, ("search", "company", "limit", "offset"))
+    InvalidContact.check_known_fields(query, ("search", "company", "limit", "offset"))
     rows, total = ContactRepository(tx.session).search(sort=sort, **query)
     return {"items": [contact_to_dict(contact) for contact in rows], "total": total}
 
 
 def update_contact(tx, contact_id, changes):
-    _check_fields(changes, WRITABLE)
+    InvalidContact.check_known_fields(changes, WRITABLE)
     changes = _clean_text(changes, Contact.__table__)
     for field in REQUIRED:
         if field in changes and not changes[field]:
@@ -133,7 +126,7 @@ def list_history(tx, contact_id, limit=100, offset=0):
 
 
 def log_history(tx, contact_id, data):
-    _check_fields(data, ("type", "title", "description", "timestamp"))
+    InvalidContact.check_known_fields(data, ("type", "title", "description", "timestamp"))
     kind = data.get("type")
     if kind == "status_change":
         raise InvalidContact.for_field("type", "contacts have no status to change")

@@ -19,13 +19,6 @@ CONSTRAINT_FIELDS = {"lead_status_known": "status", "lead_score_range": "score",
                      "lead_value_not_negative": "value", "activity_type_known": "type"}
 
 
-def _check_fields(data, allowed):
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise InvalidLead({"description": "Unknown field(s): %s" % ", ".join(unknown),
-                           "errors": [{"field": f, "message": "unknown field"} for f in unknown]})
-
-
 def _normalise(data):
     data = dict(data)
     if "email" in data and data["email"] is not None:
@@ -59,7 +52,7 @@ def _flush(tx, repo_call, email=None):
 
 
 def create_lead(tx, data):
-    _check_fields(data, WRITABLE)
+    InvalidLead.check_known_fields(data, WRITABLE)
     data = _normalise({k: v for k, v in data.items() if v is not None or k in
                        ("phone", "company", "job_title", "owner_id")})
     if not data.get("name") or not data.get("email"):
@@ -96,7 +89,8 @@ def list_leads(tx, query):
     sort = query.pop("sort", None) or DEFAULT_SORT
     if sort.lstrip("-") not in SORT_COLUMNS:
         raise InvalidLead.for_field("sort", "unknown sort field")
-    _check_fields(query, ("status", "search", "source", "owner_id", "min_score", "limit", "offset"))
+    InvalidLead.check_known_fields(
+        query, ("status", "search", "source", "owner_id", "min_score", "limit", "offset"))
     rows, total = LeadRepository(tx.session).search(sort=sort, **query)
     return {"items": [lead_to_dict(lead) for lead in rows], "total": total}
 
@@ -131,7 +125,7 @@ def _status_activity(lead, old, new, now):
 
 
 def update_lead(tx, lead_id, changes):
-    _check_fields(changes, WRITABLE)
+    InvalidLead.check_known_fields(changes, WRITABLE)
     changes = _normalise(changes)
     for field in ("name", "email", "status", "source", "score", "value"):
         if field in changes and changes[field] is None:
@@ -210,7 +204,7 @@ def record_conversion(tx, lead_id, contact):
 
 
 def log_activity(tx, lead_id, data):
-    _check_fields(data, ("type", "title", "description", "timestamp"))
+    InvalidLead.check_known_fields(data, ("type", "title", "description", "timestamp"))
     kind = data.get("type")
     if kind not in ACTIVITY_TYPES:
         raise InvalidLead.for_field("type", "must be one of %s" % ", ".join(
