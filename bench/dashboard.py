@@ -31,9 +31,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import secrets
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +49,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from crm_common.config import with_database  # noqa: E402
-from crm_common.testing import RunningStack, delete_vhost, drop_databases, free_port, vhost_uri  # noqa: E402,E501
+from crm_common.testing import RunningStack, drop_databases  # noqa: E402
 
 PREFIX = "crm_benchdash"
 RESULTS = rp.RESULTS
@@ -410,19 +407,10 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    binary = shutil.which("wrk")
-    if not binary:
-        print("wrk is not installed; install it (Debian/Ubuntu: `apt-get install wrk`) and rerun.",
-              file=sys.stderr)
+    setup = rp.bench_setup(PREFIX)
+    if setup is None:
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    os.makedirs(RESULTS, exist_ok=True)
-
-    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
-    vhost = vhost_uri(PREFIX)
-    key = "crm_" + secrets.token_hex(16)
-    env = dict(os.environ, CRM_DB_PREFIX=PREFIX, CRM_PORT=str(free_port()), AMQP_URI=vhost,
-               CRM_API_KEY=key, CRM_BIND="127.0.0.1")
+    binary, server_url, vhost, key, env = setup
     stack_log = os.path.join(RESULTS, "dashboard_stack.log")
     open(stack_log, "w").close()
     stack = None
@@ -504,7 +492,7 @@ def main(argv=None):
         return 1
     finally:
         for step in (lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
-                     lambda: vhost.endswith("/" + PREFIX) and delete_vhost(PREFIX)):
+                     lambda: rp.drop_vhost(vhost, PREFIX)):
             try:
                 step()
             except Exception as exc:

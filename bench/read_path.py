@@ -41,7 +41,8 @@ sys.path.insert(0, os.path.join(ROOT, "libs"))
 import sqlalchemy as sa  # noqa: E402
 
 from crm_common.config import with_database  # noqa: E402
-from crm_common.testing import RunningStack, drop_databases, free_port, vhost_uri  # noqa: E402
+from crm_common.testing import (RunningStack, delete_vhost, drop_databases, free_port,  # noqa: E402
+                                 vhost_uri)
 
 PREFIX = "crm_bench"
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -305,20 +306,10 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    binary = shutil.which("wrk")
-    if not binary:
-        print("wrk is not installed; install it (Debian/Ubuntu: `apt-get install wrk`) and rerun.",
-              file=sys.stderr)
+    setup = bench_setup(PREFIX)
+    if setup is None:
         return 1
-    # SIGTERM like Ctrl-C, so the finally blocks below stop what was started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    os.makedirs(RESULTS, exist_ok=True)
-
-    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
-    vhost = vhost_uri(PREFIX)
-    key = "crm_" + secrets.token_hex(16)
-    env = dict(os.environ, CRM_DB_PREFIX=PREFIX, CRM_PORT=str(free_port()), AMQP_URI=vhost,
-               CRM_API_KEY=key, CRM_BIND="127.0.0.1")
+    binary, server_url, vhost, key, env = setup
     server = gateway_server_settings()
     stack_log = os.path.join(RESULTS, "stack.log")
     open(stack_log, "w").close()      # RunningStack appends; one run per log
@@ -407,11 +398,31 @@ def main(argv=None):
                 print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
 
 
-def drop_vhost(uri):
+def bench_setup(prefix):
+    """What every benchmark starts with: wrk, SIGTERM handled like Ctrl-C (so
+    the callers' finally blocks stop what they started), bench/results/, and
+    the environment of a fresh stack on its own databases (`prefix`), vhost
+    and port. Returns (wrk, server_url, vhost_uri, api_key, env), or None when
+    wrk is missing."""
+    binary = shutil.which("wrk")
+    if not binary:
+        print("wrk is not installed; install it (Debian/Ubuntu: `apt-get install wrk`) and rerun.",
+              file=sys.stderr)
+        return None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.makedirs(RESULTS, exist_ok=True)
+    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
+    vhost = vhost_uri(prefix)
+    key = "crm_" + secrets.token_hex(16)
+    env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(free_port()), AMQP_URI=vhost,
+               CRM_API_KEY=key, CRM_BIND="127.0.0.1")
+    return binary, server_url, vhost, key, env
+
+
+def drop_vhost(uri, prefix=PREFIX):
     """Remove the vhost when vhost_uri made it (not a shared one from the env)."""
-    ctl = shutil.which("rabbitmqctl")
-    if ctl and uri.endswith("/" + PREFIX):
-        subprocess.run([ctl, "delete_vhost", PREFIX], capture_output=True, timeout=30)
+    if uri.endswith("/" + prefix):
+        delete_vhost(prefix)
 
 
 if __name__ == "__main__":
