@@ -1,12 +1,7 @@
 """The campaigns service's test fixtures: a fake Graph API over real HTTP."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from fake_graph import FakeGraph  # noqa: E402
+from crm_common.fake_graph import FakeGraph
 
 
 @pytest.fixture

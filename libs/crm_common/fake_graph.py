@@ -1,8 +1,12 @@
-"""A small fake of Meta's Graph API over real HTTP on loopback, for the
-campaigns service's tests: `data` + `paging.next` pages, error bodies with a
-`code`, a token checked from the Bearer header or `access_token`."""
+"""A small fake of Meta's Graph API over real HTTP on loopback, for tests of
+the services that read Meta (campaigns' sync, leads' lead-ad intake): `data` +
+`paging.next` pages, lead-gen submissions by id, error bodies with a `code`, a
+token checked from the Bearer header or `access_token`. `fail_next` answers
+the next requests with the given (status, body) pairs; `delay` slows every
+answer (seconds)."""
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -14,6 +18,8 @@ class FakeGraph:
         self.page_size = page_size
         self.campaigns = {}
         self.insights = []
+        self.leads = {}               # leadgen id -> Graph lead object
+        self.delay = 0.0
         self.fail_next = []           # (status, body) answered one per request
         self.requests = []            # (path, {param: value})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -38,6 +44,8 @@ class FakeGraph:
 
     def answer(self, path, query, bearer):
         self.requests.append((path, query))
+        if self.delay:
+            time.sleep(self.delay)
         if self.fail_next:
             return self.fail_next.pop(0)
         if (bearer or query.get("access_token")) != self.token:
@@ -47,6 +55,9 @@ class FakeGraph:
             return 200, self._page(list(self.campaigns.values()), query, path)
         if path == "/v21.0/%s/insights" % self.account:
             return 200, self._page(list(self.insights), query, path)
+        lead_id = path[len("/v21.0/"):]
+        if path.startswith("/v21.0/") and lead_id in self.leads:
+            return 200, self.leads[lead_id]
         return 404, {"error": {"message": "Unsupported get request.", "code": 100}}
 
     def _handler(self):
