@@ -272,6 +272,22 @@ class RunningStack:
         if self._log not in (None, subprocess.DEVNULL):
             self._log.close()
 
+    def service_pids(self, service):
+        """PIDs of this stack's `service` processes (found by their environment)."""
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmdline = f.read().split(b"\0")
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    environ = f.read().split(b"\0")
+            except OSError:
+                continue
+            if (("%s.service" % service).encode() in cmdline and
+                    ("CRM_DB_PREFIX=%s" % self.env["CRM_DB_PREFIX"]).encode() in environ):
+                pids.append(int(pid))
+        return pids
+
     def __enter__(self):
         return self.start()
 

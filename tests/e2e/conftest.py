@@ -7,7 +7,12 @@ import sys
 import pytest
 import requests
 
+from crm_common.fake_graph import FakeGraph
 from crm_common.testing import RunningStack, delete_vhost, drop_databases, free_port, vhost_uri
+
+GRAPH_TOKEN = "e2e-graph-token"
+META_APP_SECRET = "e2e-app-secret"
+META_VERIFY_TOKEN = "e2e-verify-token"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,12 +50,23 @@ def amqp_uri():
 
 
 @pytest.fixture(scope="package")
-def stack(amqp_uri):
+def graph():
+    """A fake Graph API the stack reads lead-ad submissions from."""
+    fake = FakeGraph(token=GRAPH_TOKEN)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="package")
+def stack(amqp_uri, graph):
     prefix = os.environ["CRM_DB_PREFIX"] + "_e2e"
     port = free_port()
     env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(port), AMQP_URI=amqp_uri,
                CRM_API_KEY="crm_" + secrets.token_hex(16), CRM_RPC_TIMEOUT="3",
-               CRM_PUBLIC_URL="https://crm.example.com", CRM_GATEWAY_WORKERS="2")
+               CRM_PUBLIC_URL="https://crm.example.com", CRM_GATEWAY_WORKERS="2",
+               META_GRAPH_URL=graph.url, META_ACCESS_TOKEN=GRAPH_TOKEN,
+               META_APP_SECRET=META_APP_SECRET, META_VERIFY_TOKEN=META_VERIFY_TOKEN,
+               META_LEAD_RETRY_BACKOFF="0.5", META_LEAD_CLAIM_SECONDS="3")
     log = os.path.join(ROOT, "e2e-stack.log")
     running = RunningStack(env, sys.executable, log_path=log).start()
     yield running
@@ -62,3 +78,8 @@ def stack(amqp_uri):
 @pytest.fixture(scope="package")
 def api(stack):
     return Api(stack.url, stack.env["CRM_API_KEY"])
+
+
+@pytest.fixture(scope="package")
+def meta_app_secret():
+    return META_APP_SECRET

@@ -70,25 +70,8 @@ def test_settings_mask_secrets_and_the_key_can_be_rotated(api):
     assert api.get("/api/settings/config").json()["apiKey"].endswith(new[-4:])
 
 
-def _service_pids(stack, service):
-    """PIDs of this stack's `service` processes (found by their environment)."""
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmdline = f.read().split(b"\0")
-            with open("/proc/%s/environ" % pid, "rb") as f:
-                environ = f.read().split(b"\0")
-        except OSError:
-            continue
-        if (("%s.service" % service).encode() in cmdline and
-                ("CRM_DB_PREFIX=%s" % stack.env["CRM_DB_PREFIX"]).encode() in environ):
-            pids.append(int(pid))
-    return pids
-
-
 def test_a_killed_service_answers_503_then_is_restarted(stack, api):
-    pids = _service_pids(stack, "leads")
+    pids = stack.service_pids("leads")
     assert len(pids) == 1
     os.kill(pids[0], signal.SIGKILL)
     started = time.monotonic()
@@ -100,7 +83,7 @@ def test_a_killed_service_answers_503_then_is_restarted(stack, api):
         assert r.headers["Retry-After"] and r.json()["title"]
     wait_for(lambda: api.get("/api/leads").status_code == 200, timeout=60, every=0.5,
              what="the leads service to be restarted")
-    assert _service_pids(stack, "leads") != pids
+    assert stack.service_pids("leads") != pids
 
 
 def test_the_connection_survives_a_refused_large_body(api):

@@ -14,6 +14,7 @@ REF = "#/components/schemas/{model}"
 ERROR_RESPONSES = {
     "400": "Malformed request (bad JSON or query parameter)",
     "401": "Missing or wrong API key",
+    "403": "Refused: a webhook signature or verify token that does not match",
     "404": "Unknown id or route",
     "409": "Uniqueness conflict",
     "413": "Body over 1 MiB",

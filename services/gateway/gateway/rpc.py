@@ -175,28 +175,41 @@ class RpcClient:
                 log.debug("releasing a broken publisher connection", exc_info=True)
         self._publisher = None
 
-    def _publish(self, service, method, body, correlation_id, timeout, headers):
+    def _publish(self, service, body, timeout, exchange, routing_key, **properties):
+        """Publish with a confirm and the mandatory flag; ServiceUnavailable
+        (naming `service`) when no queue takes it or the broker is away."""
         deadline = time.monotonic() + timeout
         with self._publish_lock:
             for attempt in (1, 2):
                 try:
                     self._producer(deadline - time.monotonic()).publish(
-                        body, exchange=self.exchange, routing_key="%s.%s" % (service, method),
-                        mandatory=True, reply_to=self.reply_key, correlation_id=correlation_id,
-                        serializer="json", expiration=max(timeout, 0.001), headers=headers,
-                        retry=False)
+                        body, exchange=exchange, routing_key=routing_key, mandatory=True,
+                        serializer="json", retry=False, **properties)
                     return
                 except ChannelError as exc:
                     self._reset_publisher()
                     if "NO_ROUTE" in str(exc):
                         raise ServiceUnavailable(service, "no instance of the service is running")
-                    raise ServiceUnavailable(service, "the broker refused the call")
+                    raise ServiceUnavailable(service, "the broker refused the message")
                 except CONNECTION_ERRORS as exc:
                     # A stale connection (the broker restarted): the frame never
                     # went out, so one retry on a fresh connection is safe.
                     self._reset_publisher()
                     if attempt == 2 or time.monotonic() >= deadline:
                         raise ServiceUnavailable(service, "the broker is unreachable (%s)" % exc)
+
+    def dispatch(self, source, event_type, payload, consumer="the consumer", timeout=None,
+                 context=None):
+        """Publish a nameko event `<source>.<event_type>` (persistent, on the
+        durable `<source>.events` exchange) and return once the broker has
+        confirmed it: it is then in every bound (durable) queue. Raises
+        ServiceUnavailable (naming `consumer`) when no queue is bound or the
+        broker cannot be reached within `timeout`."""
+        timeout = self.timeout if timeout is None else timeout
+        exchange = Exchange("%s.events" % source, type="topic", durable=True)
+        headers = {"nameko.%s" % k: v for k, v in (context or {}).items()}
+        self._publish(consumer, payload, timeout, exchange, event_type, delivery_mode=2,
+                      headers=headers, declare=[exchange])
 
     # -- the call -------------------------------------------------------------
     def call(self, service, method, *args, timeout=None, context=None, **kwargs):
@@ -211,8 +224,10 @@ class RpcClient:
             self._pending[correlation_id] = call
         try:
             headers = {"nameko.%s" % k: v for k, v in (context or {}).items()}
-            self._publish(service, method, {"args": args, "kwargs": kwargs}, correlation_id,
-                          max(deadline - time.monotonic(), 0.001), headers)
+            left = max(deadline - time.monotonic(), 0.001)
+            self._publish(service, {"args": args, "kwargs": kwargs}, left, self.exchange,
+                          "%s.%s" % (service, method), reply_to=self.reply_key,
+                          correlation_id=correlation_id, expiration=left, headers=headers)
             call.event.wait(max(deadline - time.monotonic(), 0))
         finally:
             with self._pending_lock:

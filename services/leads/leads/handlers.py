@@ -1,5 +1,6 @@
 """What the leads service does: each function is one command in one
 transaction (`tx`, a crm_common UnitOfWork), raising the events it causes."""
+import re
 import uuid
 from decimal import Decimal
 
@@ -51,7 +52,18 @@ def _flush(tx, repo_call, email=None):
         raise InvalidLead("A field is too long or of the wrong kind.") from exc
 
 
-def create_lead(tx, data):
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def valid_email(email):
+    """The gateway's email rule, for leads that do not come through it."""
+    return bool(EMAIL.match(email))
+
+
+def add_lead(tx, data, created_at=None, extra=None, announce=True):
+    """Validate and add a lead (not committed); emit lead_created unless
+    `announce` is False (the caller emits it once the lead is complete).
+    `extra` sets columns no client writes (the Meta ids of a lead ad)."""
     InvalidLead.check_known_fields(data, WRITABLE)
     data = _normalise({k: v for k, v in data.items() if v is not None or k in
                        ("phone", "company", "job_title", "owner_id")})
@@ -67,14 +79,19 @@ def create_lead(tx, data):
         data["score"] = scoring.initial_score(data["email"], data.get("company"),
                                               data.get("job_title"), data.get("phone"),
                                               data.get("source"), data.get("value"))
-    lead = Lead(created_at=now, updated_at=now,
-                closed_at=now if data["status"] == "closed" else None, **data)
+    lead = Lead(created_at=created_at or now, updated_at=now,
+                closed_at=now if data["status"] == "closed" else None, **data, **(extra or {}))
     repo = LeadRepository(tx.session)
     _flush(tx, lambda: repo.add(lead), email=data["email"])
-    result = lead_to_dict(lead)
-    tx.emit("lead_created", {"lead": result})
+    if announce:
+        tx.emit("lead_created", {"lead": lead_to_dict(lead)})
+    return lead
+
+
+def create_lead(tx, data):
+    lead = add_lead(tx, data)
     tx.commit()
-    return result
+    return lead_to_dict(lead)
 
 
 def get_lead(tx, lead_id):

@@ -21,6 +21,8 @@ class Lead(Base):
         sa.CheckConstraint("score BETWEEN 0 AND 100", name="lead_score_range"),
         sa.CheckConstraint("value >= 0", name="lead_value_not_negative"),
         sa.CheckConstraint("email = lower(email)", name="lead_email_lower_case"),
+        sa.Index("leads_meta_leadgen_id", "meta_leadgen_id", unique=True,
+                 postgresql_where=sa.text("meta_leadgen_id IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -40,6 +42,13 @@ class Lead(Base):
     last_interaction_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
     # Set when the status becomes `closed` (won), cleared when it is reopened.
     closed_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Where a lead from a Meta lead ad came from (null for every other lead).
+    # One lead per lead-gen submission: a unique index on meta_leadgen_id.
+    meta_leadgen_id: Mapped[str | None] = mapped_column(sa.String(64))
+    meta_form_id: Mapped[str | None] = mapped_column(sa.String(64))
+    meta_ad_id: Mapped[str | None] = mapped_column(sa.String(64))
+    meta_campaign_id: Mapped[str | None] = mapped_column(sa.String(64))
+    meta_page_id: Mapped[str | None] = mapped_column(sa.String(64))
 
     activities = relationship("Activity", back_populates="lead", passive_deletes=True)
 
@@ -68,3 +77,43 @@ class Activity(Base):
     reference: Mapped[str | None] = mapped_column(sa.String(100))
 
     lead = relationship("Lead", back_populates="activities")
+
+
+LEAD_AD_STATES = ("pending", "done", "failed")
+
+
+class LeadAdSubmission(Base):
+    """A Meta lead-ad submission (one `leadgen` change of the webhook), from
+    the moment it is received until it is a lead: the durable intake.
+
+    `pending` rows are fetched from the Graph API by whichever instance claims
+    them (`claimed_until`, a lease that a dead process lets expire) when
+    `next_attempt_at` comes; `done` rows name the lead they made or matched;
+    `failed` rows are those the Graph API refused or that stayed unreachable
+    through every attempt: listed, and retried on demand, never dropped.
+    """
+    __tablename__ = "lead_ad_submissions"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending','done','failed')", name="lead_ad_status_known"),
+        sa.Index("lead_ad_submissions_due", "next_attempt_at",
+                 postgresql_where=sa.text("status = 'pending'")),
+        sa.Index("lead_ad_submissions_status", "status", sa.text("received_at DESC")),
+    )
+
+    leadgen_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    page_id: Mapped[str | None] = mapped_column(sa.String(64))
+    form_id: Mapped[str | None] = mapped_column(sa.String(64))
+    ad_id: Mapped[str | None] = mapped_column(sa.String(64))
+    received_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    claimed_until: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # What the Graph API answered (kept so a failed mapping can be read and fixed by hand).
+    graph_lead: Mapped[dict | None] = mapped_column(pg.JSONB)
+    # The lead made (`created`) or found by its email (`matched`); not a
+    # foreign key: the lead may be deleted later, the submission stays done.
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(pg.UUID(as_uuid=True))
+    outcome: Mapped[str | None] = mapped_column(sa.String(10))
+    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))

@@ -24,6 +24,9 @@ def lead_to_dict(lead):
         "lastInteraction": last.astimezone(UTC).date().isoformat() if last else None,
         "lastInteractionAt": iso_timestamp(last),
         "closedAt": iso_timestamp(lead.closed_at),
+        "metaLeadAd": {"leadgenId": lead.meta_leadgen_id, "formId": lead.meta_form_id,
+                       "adId": lead.meta_ad_id, "campaignId": lead.meta_campaign_id,
+                       "pageId": lead.meta_page_id} if lead.meta_leadgen_id else None,
     }
 
 
@@ -34,4 +37,21 @@ def activity_to_dict(activity):
         "title": activity.title,
         "description": activity.description,
         "timestamp": iso_timestamp(activity.timestamp),
+    }
+
+
+def submission_to_dict(row):
+    return {
+        "leadgenId": row.leadgen_id,
+        "pageId": row.page_id,
+        "formId": row.form_id,
+        "adId": row.ad_id,
+        "receivedAt": iso_timestamp(row.received_at),
+        "status": row.status,
+        "attempts": row.attempts,
+        "nextAttemptAt": iso_timestamp(row.next_attempt_at) if row.status == "pending" else None,
+        "lastError": row.last_error,
+        "leadId": str(row.lead_id) if row.lead_id else None,
+        "outcome": row.outcome,
+        "updatedAt": iso_timestamp(row.updated_at),
     }

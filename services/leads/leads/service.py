@@ -1,12 +1,19 @@
-"""The leads service: RPC entrypoints that translate to handlers."""
+"""The leads service: RPC, event and timer entrypoints that translate to handlers."""
+import logging
+
 from nameko.exceptions import RemoteError
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from crm_common.errors import Unavailable
+from crm_common.graph import GraphError, GraphRefused
+from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
-from leads import handlers
-from leads.dependencies import LeadsDatabase, remote_timeout
+from leads import handlers, lead_ads
+from leads.dependencies import LeadAdsGraph, LeadsDatabase, remote_timeout
 from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
+
+log = logging.getLogger(__name__)
 
 EXPECTED = (LeadNotFound, DuplicateEmail, InvalidLead, Unavailable)
 
@@ -16,6 +23,7 @@ class LeadsService:
 
     db = LeadsDatabase()
     contacts = RpcClient("contacts", timeout=remote_timeout())
+    graph = LeadAdsGraph()
 
     @rpc(expected_exceptions=Unavailable)
     def ping(self):
@@ -83,3 +91,69 @@ class LeadsService:
         with self.db.transaction() as tx:
             handlers.record_conversion(tx, lead["id"], result["contact"])
         return result
+
+    # ---- Meta lead ads (leads/lead_ads.py, docs/lead-ads.md) -----------------
+
+    @reliable_event_handler("gateway", "meta_leadgen_received")
+    def receive_lead_ads(self, delivery):
+        """A webhook delivery the gateway accepted: keep each submission (then
+        the message may go), and try to make its lead at once."""
+        with self.db.transaction() as tx:
+            fresh = lead_ads.record_submissions(tx, delivery)
+        for leadgen_id in fresh:
+            self._make_lead_ad(leadgen_id)
+
+    @timer(interval=1.0)
+    def fetch_due_lead_ads(self):
+        """Submissions whose next attempt has come (after a failed fetch, or
+        left claimed by a process that died)."""
+        with self.db.transaction() as tx:
+            ids = lead_ads.due(tx)
+        for leadgen_id in ids:
+            self._make_lead_ad(leadgen_id)
+
+    def _make_lead_ad(self, leadgen_id):
+        """One attempt at a submission; failures are recorded on it (and
+        logged), never raised: the row is the state, retried when due."""
+        policy = self.graph.policy
+        try:
+            with self.db.transaction() as tx:
+                if lead_ads.claim(tx, leadgen_id, policy) is None:
+                    return None          # another instance has it, or it is done
+            try:
+                graph_lead = self.graph.fetch(leadgen_id)
+            except GraphError as exc:
+                with self.db.transaction() as tx:
+                    lead_ads.record_failure(tx, leadgen_id, exc,
+                                            isinstance(exc, GraphRefused), policy)
+                return None
+            try:
+                with self.db.transaction() as tx:
+                    return lead_ads.complete(tx, leadgen_id, graph_lead)
+            except lead_ads.UnusableSubmission as exc:
+                with self.db.transaction() as tx:
+                    lead_ads.record_failure(tx, leadgen_id, exc, True, policy, graph_lead)
+            except Unavailable:
+                raise
+            except Exception as exc:
+                # A bug, not Meta: counted as an attempt, so it stops (failed,
+                # listed) instead of looping; the traceback is in the log.
+                log.exception("lead ad %s: could not make the lead", leadgen_id)
+                with self.db.transaction() as tx:
+                    lead_ads.record_failure(tx, leadgen_id, exc, False, policy, graph_lead)
+        except Unavailable:
+            # The database went away: the claim lapses and the timer retries.
+            log.warning("lead ad %s: database unavailable; will retry", leadgen_id)
+        return None
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_lead_ads(self, status=None, limit=100, offset=0):
+        """Lead-ad submissions, newest first (status: pending, done, failed)."""
+        with self.db.transaction() as tx:
+            return lead_ads.list_submissions(tx, status, limit, offset)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def retry_failed_lead_ads(self, leadgen_ids=None):
+        """Failed submissions (those named, or all) become pending, due now."""
+        with self.db.transaction() as tx:
+            return lead_ads.retry(tx, leadgen_ids)

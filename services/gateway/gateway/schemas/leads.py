@@ -18,6 +18,15 @@ SORT_FIELDS = ("name", "email", "company", "status", "source", "score", "value",
 LeadSort = Literal[tuple(f for name in SORT_FIELDS for f in (name, "-" + name))]
 
 
+class MetaLeadAd(ApiModel):
+    """Where a lead from a Meta lead ad came from (ids as Meta writes them)."""
+    leadgen_id: str
+    form_id: Optional[str] = None
+    ad_id: Optional[str] = None
+    campaign_id: Optional[str] = None
+    page_id: Optional[str] = None
+
+
 class Lead(ApiModel):
     id: UUID = ReadOnly()
     name: Text(1, 200)
@@ -40,6 +49,8 @@ class Lead(ApiModel):
         description="newest timestamp among logged activities (status changes excluded)")
     closed_at: Optional[dt.datetime] = ReadOnly(
         description="when the status became `closed` (won); null while it is not closed")
+    meta_lead_ad: Optional[MetaLeadAd] = ReadOnly(
+        description="the Meta lead-ad submission the lead came from; null for other leads")
 
 
 LeadCreate = create_body(Lead, "LeadCreate", required=("name", "email"),

@@ -45,6 +45,7 @@ class FakeRpc:
 
     def __init__(self):
         self.calls = []
+        self.dispatched = []
         self.unexpected = []
         self._script = {}
         self._lock = threading.Lock()
@@ -78,6 +79,16 @@ class FakeRpc:
 
     def writes(self):
         return [c for c in self.calls if c.method in WRITE_METHODS]
+
+    def dispatch(self, source, event_type, payload, consumer="the consumer", timeout=None,
+                 context=None):
+        """Records events the gateway publishes (`dispatched`); `dispatch_error`
+        set to an exception makes the broker refuse them."""
+        if getattr(self, "dispatch_error", None) is not None:
+            raise self.dispatch_error
+        with self._lock:
+            self.dispatched.append((source, event_type, copy.deepcopy(payload), consumer,
+                                    timeout, context or {}))
 
 
 class FakeKeys:
