@@ -17,7 +17,7 @@ from crm_common.testing import RunningStack, drop_databases, free_port  # noqa: 
 
 # The files the finished issues name, and the tests that belong to open ones.
 DEFAULT_FILES = ("test_platform.py test_leads.py test_contacts_tasks.py "
-                 "test_campaigns_dashboard.py")
+                 "test_campaigns_dashboard.py test_webhook_settings.py")
 DEFAULT_DESELECT = ""
 
 SUITE_SETTINGS = {

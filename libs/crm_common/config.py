@@ -24,6 +24,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: tuple = field(default_factory=lambda: tuple(DEFAULT_CORS.split(",")))
     rpc_timeout: float = 5.0
+    sse_max_streams: int = 64
+    sse_heartbeat: float = 15.0
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
     meta_access_token: str = None
     meta_ad_account_id: str = None
@@ -43,6 +45,8 @@ class Settings:
             cors_origins=tuple(o.strip() for o in _env("CRM_CORS_ORIGINS", DEFAULT_CORS).split(",")
                                if o.strip()),
             rpc_timeout=float(_env("CRM_RPC_TIMEOUT", cls.rpc_timeout)),
+            sse_max_streams=int(_env("CRM_SSE_MAX_STREAMS", cls.sse_max_streams)),
+            sse_heartbeat=float(_env("CRM_SSE_HEARTBEAT", cls.sse_heartbeat)),
             meta_graph_url=_env("META_GRAPH_URL", cls.meta_graph_url).rstrip("/"),
             meta_access_token=_env("META_ACCESS_TOKEN"),
             meta_ad_account_id=_env("META_AD_ACCOUNT_ID"),

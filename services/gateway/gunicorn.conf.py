@@ -1,5 +1,7 @@
 """gunicorn settings of the gateway (gthread workers: no eventlet here)."""
 import os
+import signal
+import sys
 
 from crm_common import logs
 from crm_common.config import Settings
@@ -9,7 +11,9 @@ settings = Settings.from_env()
 bind = "%s:%d" % (os.environ.get("CRM_BIND", "0.0.0.0"), settings.port)
 worker_class = "gthread"
 workers = int(os.environ.get("CRM_GATEWAY_WORKERS", "2"))
-threads = int(os.environ.get("CRM_GATEWAY_THREADS", "16"))
+# An open event stream holds a thread for its whole life: each worker gets
+# CRM_SSE_MAX_STREAMS threads for them on top of those for ordinary requests.
+threads = int(os.environ.get("CRM_GATEWAY_THREADS", "16")) + settings.sse_max_streams
 timeout = 60
 graceful_timeout = 20
 # Longer than a client or proxy keeps an idle connection (browsers ~60 s, nginx 75 s
@@ -38,3 +42,26 @@ def on_starting(server):
 
 def post_fork(server, worker):
     logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))
+
+
+def post_worker_init(worker):
+    """SIGTERM first ends the open event streams: they never end by
+    themselves, and would hold the worker for the whole graceful_timeout."""
+    from gateway.wsgi import streams
+
+    worker_handler = signal.getsignal(signal.SIGTERM)
+
+    def end_streams_then_exit(sig, frame):
+        streams.end_streams()           # never blocks; the main thread holds none of its locks
+        worker_handler(sig, frame)
+
+    signal.signal(signal.SIGTERM, end_streams_then_exit)
+    signal.siginterrupt(signal.SIGTERM, False)      # as gunicorn set it; signal() resets it
+
+
+def worker_exit(server, worker):
+    """Release the stream hub's thread and connection. gunicorn calls this in
+    the master too, which never loads the app."""
+    wsgi = sys.modules.get("gateway.wsgi")
+    if wsgi is not None:
+        wsgi.streams.close()

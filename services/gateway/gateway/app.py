@@ -8,11 +8,15 @@ from gateway.openapi import Routes
 from gateway.resources.campaigns import CampaignItem, Campaigns, CampaignSync
 from gateway.resources.contacts import ContactHistory, ContactItem, Contacts
 from gateway.resources.dashboard import DashboardStats, RevenueChart, SourcesChart
+from gateway.resources.events import EventStream
 from gateway.resources.leads import LeadActivity, LeadConversion, LeadItem, Leads
 from gateway.resources.platform import HealthCheck, OpenApiDocument, RegenerateKey, SettingsConfig
 from gateway.resources.tasks import TaskItem, Tasks
+from gateway.resources.webhooks import MetaWebhook
+from gateway.streams import LeadStreamHub
 
 HEALTH_PING_TIMEOUT = 2.0
+EVENT_STREAM = "/api/events/stream"
 
 
 class ServiceCaller:
@@ -34,9 +38,12 @@ class NotFoundSink:
         raise falcon.HTTPNotFound(description="No route %s %s." % (req.method, req.path))
 
 
-def create_app(settings, client, keys):
+def create_app(settings, client, keys, streams=None):
+    """`streams` is the process's LeadStreamHub (one is made when not given;
+    it connects to the broker only when a stream opens)."""
+    streams = streams if streams is not None else LeadStreamHub(settings.amqp_uri)
     app = falcon.App(middleware=[RequestContext(), Cors(settings.cors_origins), BodyLimit(),
-                                 ApiKeyAuth(keys)])
+                                 ApiKeyAuth(keys, query_key_paths={EVENT_STREAM})])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     rpc = ServiceCaller(client)
@@ -61,5 +68,7 @@ def create_app(settings, client, keys):
     routes.add("/api/dashboard/stats", DashboardStats(rpc))
     routes.add("/api/dashboard/charts/revenue", RevenueChart(rpc))
     routes.add("/api/dashboard/charts/sources", SourcesChart(rpc))
+    routes.add(EVENT_STREAM, EventStream(streams, settings.sse_max_streams, settings.sse_heartbeat))
+    routes.add("/api/webhooks/meta", MetaWebhook(settings, client, settings.rpc_timeout))
     app.add_sink(NotFoundSink(), prefix="/")
     return app

@@ -3,13 +3,16 @@ around a scripted RPC client and an in-memory key store, so nothing here needs
 RabbitMQ, PostgreSQL or a running service."""
 import copy
 import hmac
+import os
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from falcon import testing
 
 from crm_common.config import Settings
+from crm_common.testing import delete_vhost
 from gateway.app import create_app
 from gateway.keys import KEY_PREFIX, mask, new_key
 
@@ -24,8 +27,12 @@ WRITE_METHODS = frozenset({"create_lead", "update_lead", "delete_lead", "log_act
 def fresh_test_databases():
     """The root conftest makes and drops databases for each run;
     unit tests touch no database, so they neither need PostgreSQL nor disturb
-    another run's databases."""
+    another run's databases. The run's vhost (made when the root conftest is
+    imported) is still removed at the end."""
     yield
+    vhost = unquote(urlsplit(os.environ.get("AMQP_URI", "")).path[1:])
+    if vhost.startswith("crm_test_"):
+        delete_vhost(vhost)
 
 
 @dataclass
