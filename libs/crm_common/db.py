@@ -4,7 +4,8 @@
 engine (connection pool) per service process, runs the outbox relay, and
 gives each worker a `Store` whose `transaction()` is the unit of work: it
 rolls back unless committed, and writes the events it collected into the
-outbox in the same transaction as the change.
+outbox in the same transaction as the change. `Store.idempotent()` runs a
+write once per idempotency key (crm_common/idempotency.py).
 """
 import logging
 import threading
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import sessionmaker
 
+from crm_common import idempotency
 from crm_common.config import Settings
 from crm_common.errors import Unavailable
 from crm_common.events import envelope
@@ -46,6 +48,9 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._headers = headers or {}
         self._events = []
+        self._events_written = False
+        self._commit_held = False
+        self.commit_requested = False
         self.session = None
 
     def __enter__(self):
@@ -61,9 +66,25 @@ class UnitOfWork:
     def commit(self):
         if self._events:
             self.session.execute(sa.insert(OUTBOX), self._events)
+            self._events_written = True
+        self._events = []
+        self.commit_requested = True
+        if not self._commit_held:
+            self._commit()
+
+    def hold_commit(self):
+        """From now on `commit()` writes but leaves the transaction open, for
+        the holder to add its own rows and `release_commit()`."""
+        self._commit_held = True
+
+    def release_commit(self):
+        self._commit_held = False
+        self._commit()
+
+    def _commit(self):
         self.session.commit()
-        had_events, self._events = bool(self._events), []
-        if had_events and self._on_commit:
+        wake, self._events_written = self._events_written, False
+        if wake and self._on_commit:
             self._on_commit()
 
     def __exit__(self, exc_type, exc, tb):
@@ -82,12 +103,39 @@ class UnitOfWork:
 class Store:
     """What a worker gets: transactions on the service's database."""
 
-    def __init__(self, provider, headers):
+    def __init__(self, provider, headers, idempotency_key=None):
         self._provider = provider
         self._headers = headers
+        self._idempotency_key = idempotency_key
 
     def transaction(self):
         return UnitOfWork(self._provider.session_factory, self._provider.wake_relay, self._headers)
+
+    def idempotent(self, operation, args, command):
+        """`command(tx)` (a handler that ends with `tx.commit()`), applied once
+        per idempotency key of the worker's context: a repeat with the key
+        returns the first run's result and runs nothing. The key's record is
+        committed with the write, in one transaction (see idempotency.py).
+        Without a key, it simply runs in a transaction."""
+        key = self._idempotency_key
+        if key is None:
+            with self.transaction() as tx:
+                return command(tx)
+        if not self._provider.idempotency_keys:
+            raise RuntimeError("%s keeps no idempotency keys: Database(idempotency_keys=True)"
+                               % self._provider.container.service_name)
+        idempotency.check_key(key)
+        request = idempotency.fingerprint(args)
+        with self.transaction() as tx:
+            recorded = idempotency.claim(tx.session, key, operation, request)
+            if recorded is not None:
+                return idempotency.replay(recorded, request)
+            tx.hold_commit()
+            result = idempotency.as_sent(command(tx))
+            if tx.commit_requested:
+                idempotency.record_result(tx.session, key, operation, result)
+                tx.release_commit()
+            return result
 
     def ping(self):
         with self.transaction() as tx:
@@ -97,10 +145,13 @@ class Store:
 class Database(DependencyProvider):
     """Owns the service's database: creation, migrations, pool, outbox relay."""
 
-    def __init__(self, alembic_dir, pool_size=10, relay=True):
+    def __init__(self, alembic_dir, pool_size=10, relay=True, idempotency_keys=False):
+        """`idempotency_keys`: the service's migrations create the table (see
+        migrations.create_idempotency_table); its old keys are pruned here."""
         self.alembic_dir = alembic_dir
         self.pool_size = pool_size
         self.relay_enabled = relay
+        self.idempotency_keys = idempotency_keys
         self.engine = None
         self.session_factory = None
         self.relay = None
@@ -128,12 +179,17 @@ class Database(DependencyProvider):
         self.relay = OutboxRelay(self.engine, settings.amqp_uri, self.container.service_name)
 
     def start(self):
+        self._stopped.clear()
         if self.relay_enabled:
-            self._stopped.clear()
             self.container.spawn_managed_thread(self._run_relay)
+        if self.idempotency_keys:
+            self.container.spawn_managed_thread(self._prune_idempotency_keys)
 
     def _run_relay(self):
         self.relay.run(self._wake, self._stopped)
+
+    def _prune_idempotency_keys(self):
+        idempotency.run_pruner(self.engine, self._stopped)
 
     def wake_relay(self):
         self._wake.set()
@@ -149,4 +205,4 @@ class Database(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         headers = {"nameko.call_id_stack": worker_ctx.call_id_stack}
-        return Store(self, headers)
+        return Store(self, headers, worker_ctx.data.get(idempotency.CONTEXT_KEY))

@@ -101,3 +101,10 @@ def create_outbox_table(op):
     from crm_common.outbox import outbox_columns
 
     op.create_table("outbox", *outbox_columns())
+
+
+def create_idempotency_table(op):
+    """The idempotency keys of a service with write RPCs (see idempotency.py)."""
+    from crm_common.idempotency import idempotency_columns
+
+    op.create_table("idempotency_keys", *idempotency_columns())

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
@@ -29,15 +30,54 @@ def wait_for(check, timeout=10.0, every=0.05, what="condition"):
     raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
 
 
-def entrypoint_caller(container):
+def entrypoint_caller(container, context_data=None):
     """`call("method", *args)`: run an entrypoint of a started nameko
-    container (through nameko's entrypoint_hook) and return its result."""
+    container (through nameko's entrypoint_hook) and return its result.
+    `context_data` is the worker's context, as a message's `nameko.*` headers
+    would set it (e.g. {"idempotency_key": ...})."""
     from nameko.testing.services import entrypoint_hook
 
     def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method) as hook:
+        with entrypoint_hook(container, method, context_data=context_data) as hook:
             return hook(*args, **kwargs)
     return call
+
+
+def mock_store():
+    """A MagicMock for a worker's `Store` (crm_common.db) in unit tests
+    (`worker_factory(Service, db=mock_store())`): `idempotent(operation,
+    args, command)` runs `command` on the mocked transaction, as a call
+    without an idempotency key does."""
+    from unittest.mock import MagicMock
+
+    store = MagicMock()
+
+    def idempotent(operation, args, command):
+        with store.transaction() as tx:
+            return command(tx)
+    store.idempotent.side_effect = idempotent
+    return store
+
+
+@contextmanager
+def writes_held(engine, table):
+    """Block writes to `table` (reads go on) until the block ends, so that
+    concurrent writers pile up and race once it does (`lock_waiters` says
+    when they are all waiting)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text('LOCK TABLE "%s" IN SHARE MODE' % table))
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def lock_waiters(engine):
+    """How many sessions on the engine's database are waiting for a lock."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar()
 
 
 def drop_databases(server_url, prefix):

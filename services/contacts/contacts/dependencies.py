@@ -7,4 +7,4 @@ ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
 def ContactsDatabase():
-    return Database(ALEMBIC_DIR)
+    return Database(ALEMBIC_DIR, idempotency_keys=True)

@@ -2,7 +2,9 @@
 `gateway.wsgi:app` for gunicorn."""
 import falcon
 
+from crm_common.idempotency import CONTEXT_KEY as IDEMPOTENCY_CONTEXT_KEY
 from gateway import errors
+from gateway.idempotency import IdempotencyKeys
 from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
 from gateway.openapi import Routes
 from gateway.resources.campaigns import CampaignItem, Campaigns, CampaignSync
@@ -21,13 +23,16 @@ EVENT_STREAM = "/api/events/stream"
 
 class ServiceCaller:
     """What resources call: `rpc(req, service, method, *args)`. It passes the
-    request id on to the service (nameko's call-id stack)."""
+    request id on to the service (nameko's call-id stack), and a write's
+    idempotency key (gateway/idempotency.py)."""
 
     def __init__(self, client):
         self.client = client
 
     def __call__(self, req, service, method, *args, **kwargs):
         context = {"call_id_stack": ["gateway.http.%s" % req.context.request_id]}
+        if req.context.get("idempotency_key"):
+            context[IDEMPOTENCY_CONTEXT_KEY] = req.context.idempotency_key
         return self.client.call(service, method, *args, context=context, **kwargs)
 
 
@@ -43,7 +48,8 @@ def create_app(settings, client, keys, streams=None):
     it connects to the broker only when a stream opens)."""
     streams = streams if streams is not None else LeadStreamHub(settings.amqp_uri)
     app = falcon.App(middleware=[RequestContext(), Cors(settings.cors_origins), BodyLimit(),
-                                 ApiKeyAuth(keys, query_key_paths={EVENT_STREAM})])
+                                 ApiKeyAuth(keys, query_key_paths={EVENT_STREAM}),
+                                 IdempotencyKeys()])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     rpc = ServiceCaller(client)

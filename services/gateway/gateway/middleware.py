@@ -78,7 +78,7 @@ class Cors:
     are answered here, for any API path, before authentication."""
 
     METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-    ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Key, X-Request-ID"
+    ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Key, X-Request-ID, Idempotency-Key"
     EXPOSED = "X-Total-Count, Link, Location, X-Request-ID, Retry-After"
 
     def __init__(self, origins):

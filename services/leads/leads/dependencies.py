@@ -13,7 +13,7 @@ ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
 def LeadsDatabase():
-    return Database(ALEMBIC_DIR)
+    return Database(ALEMBIC_DIR, idempotency_keys=True)
 
 
 def remote_timeout():

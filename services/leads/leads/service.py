@@ -5,7 +5,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from crm_common.errors import Unavailable
+from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.graph import GraphError, GraphRefused
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
@@ -15,7 +15,8 @@ from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
 
 log = logging.getLogger(__name__)
 
-EXPECTED = (LeadNotFound, DuplicateEmail, InvalidLead, Unavailable)
+# ValidationFailed: an idempotency key reused for another request.
+EXPECTED = (LeadNotFound, DuplicateEmail, InvalidLead, Unavailable, ValidationFailed)
 
 
 class LeadsService:
@@ -32,8 +33,8 @@ class LeadsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create_lead(self, data):
-        with self.db.transaction() as tx:
-            return handlers.create_lead(tx, data)
+        return self.db.idempotent("create_lead", [data],
+                                  lambda tx: handlers.create_lead(tx, data))
 
     @rpc(expected_exceptions=EXPECTED)
     def get_lead(self, lead_id):
@@ -54,13 +55,13 @@ class LeadsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def update_lead(self, lead_id, changes):
-        with self.db.transaction() as tx:
-            return handlers.update_lead(tx, lead_id, changes)
+        return self.db.idempotent("update_lead", [lead_id, changes],
+                                  lambda tx: handlers.update_lead(tx, lead_id, changes))
 
     @rpc(expected_exceptions=EXPECTED)
     def delete_lead(self, lead_id):
-        with self.db.transaction() as tx:
-            return handlers.delete_lead(tx, lead_id)
+        return self.db.idempotent("delete_lead", [lead_id],
+                                  lambda tx: handlers.delete_lead(tx, lead_id))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_activity(self, lead_id, limit=100, offset=0):
@@ -69,8 +70,8 @@ class LeadsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def log_activity(self, lead_id, data):
-        with self.db.transaction() as tx:
-            return handlers.log_activity(tx, lead_id, data)
+        return self.db.idempotent("log_activity", [lead_id, data],
+                                  lambda tx: handlers.log_activity(tx, lead_id, data))
 
     @rpc(expected_exceptions=EXPECTED)
     def convert_lead(self, lead_id):
@@ -80,17 +81,20 @@ class LeadsService:
         The contact is created first, by the contacts service, which keeps one
         contact per lead; the note follows and is recorded once. If this
         process dies in between, converting again finds the contact and
-        records the note then.
+        records the note then. The idempotency key goes on to contacts (nameko
+        passes the context on), which answers a repeated create_from_lead as
+        it did the first time, so a retried conversion still says "created".
         """
-        with self.db.transaction() as tx:
+        def convert(tx):
             lead = handlers.get_lead(tx, lead_id)
-        try:
-            result = self.contacts.create_from_lead(lead)
-        except RemoteError as exc:
-            raise InvalidLead("The lead cannot become a contact: %s" % exc.value)
-        with self.db.transaction() as tx:
+            try:
+                result = self.contacts.create_from_lead(lead)
+            except RemoteError as exc:
+                raise InvalidLead("The lead cannot become a contact: %s" % exc.value)
             handlers.record_conversion(tx, lead["id"], result["contact"])
-        return result
+            return result
+
+        return self.db.idempotent("convert_lead", [lead_id], convert)
 
     # ---- Meta lead ads (leads/lead_ads.py, docs/lead-ads.md) -----------------
 
@@ -107,8 +111,11 @@ class LeadsService:
     def fetch_due_lead_ads(self):
         """Submissions whose next attempt has come (after a failed fetch, or
         left claimed by a process that died)."""
-        with self.db.transaction() as tx:
-            ids = lead_ads.due(tx)
+        try:
+            with self.db.transaction() as tx:
+                ids = lead_ads.due(tx)
+        except Unavailable:
+            return              # the unit of work logged it; the next tick tries again
         for leadgen_id in ids:
             self._make_lead_ad(leadgen_id)
 

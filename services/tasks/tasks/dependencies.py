@@ -16,7 +16,7 @@ RELATED_CHECK_TIMEOUT = 3.0
 
 
 def TasksDatabase():
-    return Database(ALEMBIC_DIR)
+    return Database(ALEMBIC_DIR, idempotency_keys=True)
 
 
 class RelatedRecords:

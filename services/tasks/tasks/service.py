@@ -3,7 +3,7 @@ import logging
 
 from nameko.rpc import rpc
 
-from crm_common.errors import Unavailable
+from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
 from tasks import handlers
@@ -12,7 +12,8 @@ from tasks.exceptions import InvalidTask, TaskNotFound
 
 log = logging.getLogger(__name__)
 
-EXPECTED = (TaskNotFound, InvalidTask, Unavailable)
+# ValidationFailed: an idempotency key reused for another request.
+EXPECTED = (TaskNotFound, InvalidTask, Unavailable, ValidationFailed)
 # A failed lead_deleted event is retried after 1, 2, 4, ... s (at most 60 s),
 # 8 attempts in all (about 2 minutes of outage), then parked for an operator
 # (`python -m crm_common.parked list|replay`): never lost, never a hot loop.
@@ -37,8 +38,8 @@ class TasksService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create_task(self, data):
-        with self.db.transaction() as tx:
-            return handlers.create_task(tx, data, self._related())
+        return self.db.idempotent("create_task", [data],
+                                  lambda tx: handlers.create_task(tx, data, self._related()))
 
     @rpc(expected_exceptions=EXPECTED)
     def get_task(self, task_id):
@@ -52,13 +53,14 @@ class TasksService:
 
     @rpc(expected_exceptions=EXPECTED)
     def update_task(self, task_id, changes):
-        with self.db.transaction() as tx:
-            return handlers.update_task(tx, task_id, changes, self._related())
+        return self.db.idempotent(
+            "update_task", [task_id, changes],
+            lambda tx: handlers.update_task(tx, task_id, changes, self._related()))
 
     @rpc(expected_exceptions=EXPECTED)
     def delete_task(self, task_id):
-        with self.db.transaction() as tx:
-            return handlers.delete_task(tx, task_id)
+        return self.db.idempotent("delete_task", [task_id],
+                                  lambda tx: handlers.delete_task(tx, task_id))
 
     # A failure retries the event later (then parks it) rather than losing the
     # clean-up; redelivery is harmless, the handler is idempotent.

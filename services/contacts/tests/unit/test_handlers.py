@@ -1,10 +1,9 @@
 """Input the contacts service refuses before it touches the database: a clear
 InvalidContact naming the field, and nothing written."""
-from unittest.mock import MagicMock
-
 import pytest
 from nameko.testing.services import worker_factory
 
+from crm_common.testing import mock_store
 from contacts.exceptions import InvalidContact
 from contacts.service import ContactsService
 
@@ -14,7 +13,7 @@ LEAD = {"id": "6f1c7b0e-7c52-4a55-9a0e-1f6a3a7c2b10", "name": "Alice", "email": 
 
 @pytest.fixture
 def service():
-    return worker_factory(ContactsService, db=MagicMock())
+    return worker_factory(ContactsService, db=mock_store())
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
 
+from crm_common.testing import mock_store
 from tasks.exceptions import InvalidTask
 from tasks.service import TasksService
 
@@ -14,7 +15,7 @@ LEAD_ID = str(uuid.uuid4())
 
 @pytest.fixture
 def service():
-    return worker_factory(TasksService)
+    return worker_factory(TasksService, db=mock_store())
 
 
 def session(service):
