@@ -3,7 +3,8 @@ the services that read Meta (campaigns' sync, leads' lead-ad intake): `data` +
 `paging.next` pages, lead-gen submissions by id, error bodies with a `code`, a
 token checked from the Bearer header or `access_token`. `fail_next` answers
 the next requests with the given (status, body) pairs; `delay` slows every
-answer (seconds)."""
+answer (seconds); `outage(seconds)` answers every request with a transient
+503 until that time has passed (a Graph API that is briefly down)."""
 import json
 import threading
 import time
@@ -21,6 +22,8 @@ class FakeGraph:
         self.leads = {}               # leadgen id -> Graph lead object
         self.delay = 0.0
         self.fail_next = []           # (status, body) answered one per request
+        self.outage_until = 0.0       # time.monotonic() before which every answer is a 503
+        self.outage_answers = 0       # how many requests the outage answered
         self.requests = []            # (path, {param: value})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -30,6 +33,13 @@ class FakeGraph:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+    OUTAGE = (503, {"error": {"message": "Service temporarily unavailable",
+                              "type": "OAuthException", "code": 2, "is_transient": True}})
+
+    def outage(self, seconds):
+        """Answer every request with a transient 503 for the next `seconds`."""
+        self.outage_until = time.monotonic() + seconds
 
     def seen(self, suffix):
         return [q for p, q in self.requests if p.endswith(suffix)]
@@ -46,6 +56,9 @@ class FakeGraph:
         self.requests.append((path, query))
         if self.delay:
             time.sleep(self.delay)
+        if time.monotonic() < self.outage_until:
+            self.outage_answers += 1
+            return self.OUTAGE
         if self.fail_next:
             return self.fail_next.pop(0)
         if (bearer or query.get("access_token")) != self.token:

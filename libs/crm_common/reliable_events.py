@@ -22,9 +22,15 @@ messages. If the republish itself fails (broker trouble), the original is
 requeued after `pause_on_publish_error` seconds: at least once, never lost.
 
 `crm_common.bootstrap` declares all of these queues before services start.
+
+Test only: `CRM_FAULT_CRASH=reliable_events.before_ack` (see `crash_point`)
+makes a process exit at once after a handler returned and before its message
+is acked, for the fault suite (docs/faults.md). Unset, it costs one dict lookup.
 """
 import datetime as dt
+import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -91,6 +97,48 @@ def attempts_of(headers):
         return max(int((headers or {}).get(ATTEMPTS, 0)), 0)
     except (TypeError, ValueError):
         return 0
+
+
+_fault_hits = 0                 # matches of the fault point so far (crash_point)
+
+
+def crash_point(name, queue_name, message):
+    """A fault point, for the fault suite only: `os._exit` here when the
+    environment asks for it, once per marker file.
+
+    `CRM_FAULT_CRASH` = `<name>` or `<name>:<part of the handler queue's name>`
+    (e.g. `reliable_events.before_ack:--analytics.`), `CRM_FAULT_MARKER` = a
+    file path (required: without it nothing happens), optional
+    `CRM_FAULT_CRASH_AFTER` = crash on the n-th match (default 1). The first
+    process to reach the point creates the marker (with the queue and the
+    message's `event_id`) and exits; the marker keeps every later process,
+    the restarted one included, from crashing again.
+    """
+    wanted = os.environ.get("CRM_FAULT_CRASH")
+    marker = os.environ.get("CRM_FAULT_MARKER")
+    if not wanted or not marker:
+        return
+    point, _, part = wanted.partition(":")
+    if point != name or part not in queue_name or os.path.exists(marker):
+        return
+    global _fault_hits
+    _fault_hits += 1
+    if _fault_hits < int(os.environ.get("CRM_FAULT_CRASH_AFTER") or 1):
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return
+    try:
+        event_id = (message.payload or {}).get("event_id")
+    except Exception:
+        event_id = None
+    os.write(fd, json.dumps({"point": name, "queue": queue_name, "event_id": event_id,
+                             "pid": os.getpid()}).encode())
+    os.fsync(fd)
+    os.close(fd)
+    log.error("fault point %s reached in %s: exiting (CRM_FAULT_CRASH)", name, queue_name)
+    os._exit(70)
 
 
 def _text(value):
@@ -260,6 +308,7 @@ class ReliableEventHandler(EventHandler):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
+            crash_point("reliable_events.before_ack", self.queue.name, message)
             self.queue_consumer.ack_message(message)
             return
         try:

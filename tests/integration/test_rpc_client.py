@@ -1,4 +1,5 @@
 """The gateway's RPC client against real nameko services on a real broker."""
+import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -6,7 +7,7 @@ import eventlet
 import pytest
 from nameko.rpc import rpc
 
-from crm_common.testing import TcpProxy, wait_for
+from crm_common.testing import TcpProxy, delete_vhost, vhost_uri, wait_for
 from gateway.rpc import RemoteError, RpcClient, ServiceUnavailable
 
 HITS = []
@@ -117,6 +118,35 @@ def test_the_client_reconnects_after_losing_the_broker(probe, amqp_uri):
     finally:
         client.close()
         proxy.cut()
+
+
+def test_the_client_recovers_when_the_broker_closes_its_connections(container_factory,
+                                                                    service_config):
+    # A broker restart or `rabbitmqctl close_all_connections` closes them with
+    # CONNECTION_FORCED (py-amqp's own ConnectionError family): a 503, never a
+    # 500, and a fresh publisher afterwards. On a vhost of its own, so that
+    # closing every connection there touches nothing else.
+    vhost = service_config["CRM_DB_PREFIX"] + "_rpc_drop"
+    uri = vhost_uri(vhost)
+    if not uri.endswith("/" + vhost):
+        pytest.skip("needs rabbitmqctl to make a vhost")
+    container_factory(Probe, dict(service_config, AMQP_URI=uri)).start()
+    client = RpcClient(uri, timeout=1.0, connect_timeout=1.0)
+    try:
+        assert client.call("rpc_probe", "echo", 1) == 1
+        subprocess.run(["rabbitmqctl", "close_all_connections", "-p", vhost, "test: broker drop"],
+                       check=True, capture_output=True)
+
+        def answers():
+            try:
+                return client.call("rpc_probe", "echo", 2) == 2
+            except ServiceUnavailable:      # the client or the service still reconnecting
+                return False
+
+        wait_for(answers, timeout=30, every=0.3, what="the client to recover")
+    finally:
+        client.close()
+        delete_vhost(vhost)
 
 
 def test_the_reply_connection_keeps_its_heartbeat_under_steady_load(probe, amqp_uri):

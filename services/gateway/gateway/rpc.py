@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError, MessageNacked
 from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError, OperationalError
 
@@ -24,8 +25,12 @@ from crm_common.amqp import connect
 log = logging.getLogger(__name__)
 
 RPC_EXCHANGE = "nameko-rpc"
-CONNECTION_ERRORS = (OSError, ConnectionError, OperationalError, ChannelError, socket.timeout,
-                     EOFError)
+# py-amqp's own ConnectionError family (ConnectionForced when the broker closes
+# the connection, RecoverableConnectionError "channel disconnected" on a
+# producer whose connection died) is not the builtin one: without it a broker
+# drop was a 500 on every later call, the dead publisher never replaced.
+CONNECTION_ERRORS = (OSError, ConnectionError, AmqpConnectionError, OperationalError, ChannelError,
+                     socket.timeout, EOFError)
 
 
 class ServiceUnavailable(Exception):
@@ -190,6 +195,9 @@ class RpcClient:
                     self._reset_publisher()
                     if "NO_ROUTE" in str(exc):
                         raise ServiceUnavailable(service, "no instance of the service is running")
+                    raise ServiceUnavailable(service, "the broker refused the message")
+                except MessageNacked:
+                    self._reset_publisher()
                     raise ServiceUnavailable(service, "the broker refused the message")
                 except CONNECTION_ERRORS as exc:
                     # A stale connection (the broker restarted): the frame never

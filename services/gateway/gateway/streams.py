@@ -19,6 +19,7 @@ import threading
 import uuid
 from typing import NamedTuple
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError, OperationalError
 
@@ -27,8 +28,9 @@ from crm_common.events import events_exchange_name
 
 log = logging.getLogger(__name__)
 
-CONNECTION_ERRORS = (OSError, ConnectionError, OperationalError, ChannelError, socket.timeout,
-                     EOFError)
+# py-amqp's ConnectionError family is not the builtin one (see gateway.rpc).
+CONNECTION_ERRORS = (OSError, ConnectionError, AmqpConnectionError, OperationalError, ChannelError,
+                     socket.timeout, EOFError)
 ENDED = object()          # what Subscription.get returns once the stream must end
 
 
