@@ -5,12 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv deps run test test-unit acceptance bench rebuild-analytics clean
+.PHONY: help venv deps run test test-unit acceptance fuzz faults bench rebuild-analytics clean
 
 help:
 	@echo "make run         start the whole system (local processes); Ctrl-C stops it"
 	@echo "make test        unit, interface, integration and end-to-end tests"
 	@echo "make acceptance  the black-box suite (../shared/acceptance) against a fresh stack"
+	@echo "make fuzz        schemathesis over /api/openapi.json against a fresh stack (bin/fuzz.py)"
+	@echo "make faults      the fault suite: kills, outages, redeliveries under load (docs/faults.md)"
 	@echo "make bench       benchmarks (bench/)"
 	@echo "make rebuild-analytics  recompute the dashboard aggregates from the leads service's data"
 
@@ -38,6 +40,13 @@ test-unit: venv
 acceptance: deps
 	$(BIN)/python bin/acceptance.py
 
+fuzz: deps
+	$(BIN)/python bin/fuzz.py
+
+# FAULTS_ARGS: e.g. --only kill9 webhook, or --restart-deps (restarts RabbitMQ and PostgreSQL)
+faults: deps
+	$(BIN)/python bin/faults.py $(FAULTS_ARGS)
+
 bench: deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
 	  || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
@@ -49,4 +58,4 @@ rebuild-analytics: deps
 	  $(BIN)/python -m analytics.rebuild
 
 clean:
-	rm -rf $(VENV) acceptance-stack.log .pytest_cache
+	rm -rf $(VENV) acceptance-stack.log contract-stack.log fuzz-report faults-logs .pytest_cache

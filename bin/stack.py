@@ -278,7 +278,8 @@ def main():
     if wait_healthy(port, args.health_timeout):
         key = env.get("CRM_API_KEY")
         say("ready: http://127.0.0.1:%d/api (OpenAPI: /api/openapi.json)" % port)
-        say("API key: %s" % (key if key else
+        # Never the key itself: this output often ends up in a log file.
+        say("API key: %s" % ("the one in CRM_API_KEY (ends %s)" % key[-4:] if key else
                              "the one printed by the gateway on its first start "
                              "(set CRM_API_KEY to choose it; rotate with "
                              "POST /api/settings/regenerate-key)"))

@@ -15,7 +15,10 @@ def iso_timestamp(value):
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (value.microsecond // 1000)
+    # Not strftime: its %Y does not pad years before 1000 to four digits.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond // 1000)
 
 
 def iso_date(value):

@@ -1,7 +1,10 @@
 """gunicorn settings of the gateway (gthread workers: no eventlet here)."""
+import json
 import os
 import signal
 import sys
+
+import gunicorn.util
 
 from crm_common import logs
 from crm_common.config import Settings
@@ -22,9 +25,28 @@ graceful_timeout = 20
 keepalive = 75
 accesslog = None            # the app logs one JSON line per request
 preload_app = False
+# The longest request line gunicorn takes (its default is 4094): a valid
+# query (every text parameter at its documented maxLength, percent-encoded)
+# fits; a longer line is a 414, in JSON (write_json_error below).
+limit_request_line = 8190
 # gunicorn 27's control socket lives at one path per user (~/.gunicorn): two
 # gateways on one machine (dev, tests, benchmarks) would fight over it.
 control_socket_disable = True
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own answers to requests it refuses before the app sees them
+    (a request line over the limit: 414, malformed HTTP: 400, ...), in the
+    contract's JSON error shape instead of gunicorn's HTML page."""
+    body = json.dumps({"title": reason,
+                       "description": mesg or "The request could not be completed."}).encode()
+    head = ("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % (status_int, reason, len(body)))
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# Workers are forked from the master, which read this file: they inherit it.
+gunicorn.util.write_error = write_json_error
 
 
 def on_starting(server):

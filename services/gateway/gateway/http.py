@@ -85,14 +85,21 @@ def read_json(req, allow_empty=False):
     media_type = (req.content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise JsonError(falcon.HTTP_415, "The body must be application/json.")
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise JsonError(falcon.HTTP_422, "The body must be a JSON object.", errors=[
+            {"field": "body", "message": "must be a JSON object"}])
+    return body
+
+
+def parse_json(raw):
+    """`raw` bytes as JSON: 400 when they are not JSON (or not UTF-8, or nested
+    too deep), 422 for text holding NUL characters."""
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise bad_request("The body is not valid JSON (UTF-8).")
     _check_structure(body, MAX_JSON_DEPTH)
-    if not isinstance(body, dict):
-        raise JsonError(falcon.HTTP_422, "The body must be a JSON object.", errors=[
-            {"field": "body", "message": "must be a JSON object"}])
     return body
 
 

@@ -4,34 +4,46 @@ validate them (nothing about a route is written twice).
 A responder declares its contract with `@operation(...)`; `Routes` remembers
 what is mounted where, and `document()` walks both.
 """
+import re
+
 from pydantic import BaseModel, TypeAdapter
 
-from gateway.schemas.base import Error
+from gateway import idempotency
+from gateway.schemas.base import Error, ListQuery
 
 METHODS = ("get", "post", "put", "patch", "delete")
 REF = "#/components/schemas/{model}"
 
 ERROR_RESPONSES = {
-    "400": "Malformed request (bad JSON or query parameter)",
+    "400": "Malformed request (bad JSON, query parameter or Idempotency-Key)",
     "401": "Missing or wrong API key",
     "403": "Refused: a webhook signature or verify token that does not match",
     "404": "Unknown id or route",
     "409": "Uniqueness conflict",
     "413": "Body over 1 MiB",
+    "414": "Request line (path and query) over 8 KiB",
     "415": "Body is not JSON",
-    "422": "Well-formed JSON that fails validation",
+    "422": "Well-formed JSON that fails validation, or an Idempotency-Key reused with another "
+           "request",
     "502": "An upstream API (Meta's Graph API) refused or failed; its message in description",
     "503": "A service, the broker or the database is unavailable (see Retry-After)",
 }
 
 
 def operation(summary, body=None, query=None, response=None, many=False, status=200,
-              public=False, errors=(), tags=(), content_type="application/json", description=None):
-    """Declare what a responder accepts and answers (read by `document()`)."""
+              public=False, errors=(), tags=(), content_type="application/json", description=None,
+              other_responses=None, idempotency_key=True):
+    """Declare what a responder accepts and answers (read by `document()`).
+    `other_responses` maps a status code to (description, model) where that
+    answer is not the Error shape (another success, or a 503 with a body of
+    its own). `idempotency_key=False`: a write that takes no Idempotency-Key
+    (gateway/idempotency.py)."""
     def decorate(responder):
         responder.__openapi__ = dict(summary=summary, body=body, query=query, response=response,
                                      many=many, status=status, public=public, errors=errors,
-                                     tags=tags, content_type=content_type, description=description)
+                                     tags=tags, content_type=content_type, description=description,
+                                     other_responses=other_responses or {},
+                                     idempotency_key=idempotency_key)
         return responder
     return decorate
 
@@ -76,7 +88,9 @@ def _operation(spec, path, components):
         op["description"] = spec["description"]
     if spec["tags"]:
         op["tags"] = list(spec["tags"])
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    # Ids are UUIDs; any other text is simply an unknown id (404).
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": {"type": "string", "format": "uuid"}}
               for name in _path_names(path)]
     if spec["query"] is not None:
         params.extend(_query_parameters(spec["query"]))
@@ -90,12 +104,15 @@ def _operation(spec, path, components):
         schema = _schema(spec["response"], components, "serialization")
         if spec["many"]:
             schema = {"type": "array", "items": schema}
+        paged = isinstance(spec["query"], type) and issubclass(spec["query"], ListQuery)
+        if spec["many"] and paged:      # http.page() sets these; a chart is a bare array
             ok["headers"] = {
-                "X-Total-Count": {"schema": {"type": "integer"}, "description": "rows in all"},
+                "X-Total-Count": {"schema": {"type": "integer"}, "description": "rows in all",
+                                  "required": True},
                 "Link": {"schema": {"type": "string"}, "description": 'next page, rel="next"'}}
         ok["content"] = {spec["content_type"]: {"schema": schema}}
     if spec["status"] == 201:
-        ok.setdefault("headers", {})["Location"] = {"schema": {"type": "string"}}
+        ok.setdefault("headers", {})["Location"] = {"schema": {"type": "string"}, "required": True}
     op["responses"][str(spec["status"])] = ok
     error_ref = {"application/json": {"schema": _schema(Error, components, "serialization")}}
     codes = set(spec["errors"]) | {"503"} | ({"401"} if not spec["public"] else set())
@@ -103,11 +120,28 @@ def _operation(spec, path, components):
         codes |= {"400", "413", "415", "422"}
     if spec["query"] is not None:
         codes.add("400")
-    for code in sorted(codes):
+    if params:
+        codes.add("414")
+    for code in sorted(codes - set(spec["other_responses"])):
         op["responses"][code] = {"description": ERROR_RESPONSES[code], "content": error_ref}
+    for code, (description, model) in spec["other_responses"].items():
+        op["responses"][code] = {"description": description, "content": {
+            spec["content_type"]: {"schema": _schema(model, components, "serialization")}}}
+    op["responses"] = dict(sorted(op["responses"].items()))
     if spec["public"]:
         op["security"] = []
     return op
+
+
+def _document_idempotency_key(op, components):
+    """The Idempotency-Key header of a write, and its 400 (a malformed key)
+    and 422 (a key reused with another request)."""
+    op.setdefault("parameters", []).append(dict(idempotency.PARAMETER))
+    error_ref = {"application/json": {"schema": _schema(Error, components, "serialization")}}
+    for code in ("400", "422"):
+        op["responses"].setdefault(code, {"description": ERROR_RESPONSES[code],
+                                          "content": error_ref})
+    op["responses"] = dict(sorted(op["responses"].items()))
 
 
 def _path_names(path):
@@ -125,8 +159,10 @@ def document(routes, title="Sociovia CRM API", version="1.0.0"):
             if spec is None:
                 continue
             op = _operation(spec, path, components)
+            if idempotency.takes_key(method, spec):
+                _document_idempotency_key(op, components)
             op["operationId"] = "%s%s" % (method, "".join(
-                p.strip("{}").title().replace("-", "") for p in path.split("/")[2:]))
+                re.sub(r"[^0-9A-Za-z]", "", p.title()) for p in path.split("/")[2:]))
             item[method] = op
         if item:
             paths[path] = item

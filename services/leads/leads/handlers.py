@@ -153,13 +153,20 @@ def update_lead(tx, lead_id, changes):
         raise LeadNotFound()
     before = lead_to_dict(lead)
     old_status = lead.status
-    for field, value in changes.items():
-        setattr(lead, field, value)
     now = utcnow()
-    lead.updated_at = now
-    if lead.status != old_status:
-        lead.closed_at = now if lead.status == "closed" else None
-    _flush(tx, tx.session.flush, email=changes.get("email"))
+
+    def apply_changes():
+        for field, value in changes.items():
+            setattr(lead, field, value)
+        lead.updated_at = now
+        if lead.status != old_status:
+            lead.closed_at = now if lead.status == "closed" else None
+        tx.session.flush()
+
+    # The changes are made inside the savepoint: begin_nested() first flushes
+    # whatever is pending, outside it, where a duplicate email would break the
+    # whole transaction instead of becoming a DuplicateEmail.
+    _flush(tx, apply_changes, email=changes.get("email"))
     after = lead_to_dict(lead)
     diff = {key: [before[key], after[key]] for key in after
             if before[key] != after[key] and key != "updatedAt"}

@@ -55,8 +55,10 @@ class CampaignSync:
     def __init__(self, rpc):
         self.rpc = rpc
 
+    # No idempotency key: a sync upserts Meta's numbers, so running it
+    # again is its retry.
     @operation("Sync campaigns and daily insights from Meta now",
-               response=SyncResult, errors=("409", "502"), tags=TAGS,
+               response=SyncResult, errors=("409", "502"), tags=TAGS, idempotency_key=False,
                description="Reads every campaign and the daily insights (everything on the "
                            "first sync, then a rolling window of recent days) and upserts "
                            "them. 502 with Meta's message when the Graph API refuses (an "

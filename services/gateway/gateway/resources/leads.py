@@ -89,7 +89,8 @@ class LeadConversion:
 
     @operation("Convert a lead into a contact: 201 with the new contact, or 200 with the "
                "contact already made from it (never two)", response=Contact, status=201,
-               errors=("404", "422"), tags=["leads", "contacts"])
+               errors=("404", "422"), tags=["leads", "contacts"],
+               other_responses={"200": ("The contact already made from this lead", Contact)})
     def on_post(self, req, resp, id):
         result = self.rpc(req, "leads", "convert_lead", id)
         contact = result["contact"]

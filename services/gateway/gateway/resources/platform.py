@@ -29,7 +29,8 @@ class HealthCheck:
             return "error"
 
     @operation("Health of the gateway and every service", response=Health, public=True,
-               tags=["platform"])
+               tags=["platform"], other_responses={
+                   "503": ("Degraded: the services that do not answer are marked", Health)})
     def on_get(self, req, resp):
         states = dict(zip(SERVICES, self.pool.map(self._ping, SERVICES)))
         healthy = all(state == "ok" for state in states.values())
@@ -80,7 +81,9 @@ class RegenerateKey:
     def __init__(self, keys):
         self.keys = keys
 
+    # No idempotency key: no service is asked, and a retry's new key is as
+    # good an answer as the lost one (only the newest key works).
     @operation("Replace the API key; the old one stops working at once", response=NewKey,
-               tags=["settings"])
+               tags=["settings"], idempotency_key=False)
     def on_post(self, req, resp):
         resp.media = {"apiKey": self.keys.regenerate()}

@@ -4,10 +4,11 @@ A resource is written once, as its full representation (what a GET returns),
 with read-only fields marked. The create and update bodies are derived from it,
 so a client may send back an object it read with one field changed.
 """
+import datetime as dt
 import re
 from typing import Annotated, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -21,6 +22,17 @@ def _email(value):
 
 Email = Annotated[str, Field(max_length=254, strict=True, json_schema_extra={"format": "email"}),
                   AfterValidator(_email)]
+
+
+def _timestamp_text(value):
+    # pydantic alone would also read a number as seconds since 1970.
+    if not isinstance(value, (str, dt.datetime)):
+        raise ValueError("must be an ISO 8601 timestamp (a string)")
+    return value
+
+
+# A timestamp in a body: ISO 8601 text only.
+Timestamp = Annotated[dt.datetime, BeforeValidator(_timestamp_text)]
 
 
 def Text(min_length=0, max_length=200):
@@ -93,4 +105,6 @@ class ListQuery(BaseModel):
                               validate_by_alias=True, extra="ignore")
 
     limit: int = Field(100, ge=1, le=1000, description="page size (1-1000)")
-    offset: int = Field(0, ge=0, description="rows to skip")
+    # The bound is PostgreSQL's OFFSET range (bigint): past it, a 400 here
+    # rather than a database error.
+    offset: int = Field(0, ge=0, le=2**63 - 1, description="rows to skip")

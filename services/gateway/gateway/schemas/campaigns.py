@@ -63,7 +63,8 @@ def _date(value):
 
 
 class CampaignListQuery(ListQuery):
-    status: Optional[str] = Field(None, description="one status or a comma list: "
+    status: Optional[str] = Field(None, max_length=100,
+                                  description="one status or a comma list: "
                                   + ", ".join(STATUSES))
     start_date: Optional[str] = Field(None, description="first day (YYYY-MM-DD) of the sums",
                                       json_schema_extra={"format": "date"})

@@ -5,8 +5,8 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
-from gateway.schemas.base import (ApiModel, Email, ListQuery, ReadOnly, Text, create_body,
-                                  update_body)
+from gateway.schemas.base import (ApiModel, Email, ListQuery, ReadOnly, Text, Timestamp,
+                                  create_body, update_body)
 
 STATUSES = ("new", "contacted", "qualified", "proposal", "closed")
 Status = Literal["new", "contacted", "qualified", "proposal", "closed"]
@@ -60,7 +60,7 @@ LeadUpdate = update_body(Lead, "LeadUpdate")
 
 class LeadListQuery(ListQuery):
     status: Optional[str] = Field(
-        None, description="one status or a comma list: " + ", ".join(STATUSES))
+        None, max_length=100, description="one status or a comma list: " + ", ".join(STATUSES))
     search: Optional[str] = Field(None, max_length=200,
                                   description="case-insensitive substring of name, email or company")
     source: Optional[str] = Field(None, max_length=100)
@@ -92,7 +92,7 @@ class ActivityCreate(ApiModel):
     type: LOGGABLE_TYPES = Field(description="`status_change` is written by the system only")
     title: Text(1, 200)
     description: Optional[Text(0, 5000)] = None
-    timestamp: Optional[dt.datetime] = Field(None, description="defaults to now")
+    timestamp: Optional[Timestamp] = Field(None, description="defaults to now")
 
 
 class ActivityListQuery(ListQuery):

@@ -38,6 +38,16 @@ def test_invalid_create_body_is_422_naming_the_field(client, rpc, body, field):
     assert rpc.writes() == []
 
 
+@pytest.mark.parametrize("timestamp", [0, 1710064800, True, [], {}])
+def test_an_activity_timestamp_that_is_not_text_is_422(client, rpc, timestamp):
+    # pydantic alone would read a number as seconds since 1970
+    result = client.simulate_post("/api/leads/abc/activity",
+                                  json={"type": "call", "title": "x", "timestamp": timestamp})
+    assert result.status_code == 422
+    assert [e["field"] for e in result.json["errors"]] == ["timestamp"]
+    assert rpc.writes() == []
+
+
 def test_unknown_field_message_says_unknown(client, rpc):
     result = client.simulate_post("/api/leads", json={**VALID, "favouriteColour": "blue"})
     assert result.json["errors"] == [{"field": "favouriteColour", "message": "unknown field"}]

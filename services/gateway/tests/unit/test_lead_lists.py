@@ -21,7 +21,7 @@ def sent_query(rpc):
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=1001", "limit=-1", "limit=x", "limit=1.5", "offset=x", "offset=-1",
     "sort=password", "sort=-password", "status=won", "status=new,won", "minScore=abc",
-    "minScore=101",
+    "minScore=101", "offset=9223372036854775808", "status=" + "new," * 30,
 ])
 def test_bad_query_parameter_is_400_json(client, rpc, query):
     result = client.simulate_get("/api/leads", query_string=query)

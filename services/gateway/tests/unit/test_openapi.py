@@ -129,3 +129,33 @@ def test_security_schemes_are_bearer_and_x_api_key(doc):
     schemes = doc["components"]["securitySchemes"]
     assert {"type": "http", "scheme": "bearer"} in schemes.values()
     assert any(s.get("in") == "header" and s.get("name") == "X-API-Key" for s in schemes.values())
+
+
+def test_only_paged_lists_document_paging_headers(doc):
+    leads = doc["paths"]["/api/leads"]["get"]["responses"]["200"]
+    assert leads["headers"]["X-Total-Count"]["required"] is True
+    chart = doc["paths"]["/api/dashboard/charts/revenue"]["get"]["responses"]["200"]
+    assert "headers" not in chart       # a chart is a bare array, not a page
+
+
+def test_a_second_success_or_a_503_with_its_own_body_is_documented_with_its_schema(doc):
+    convert = doc["paths"]["/api/leads/{id}/convert"]["post"]["responses"]
+    assert {"200", "201"} <= set(convert)
+    assert convert["200"]["content"] == convert["201"]["content"]
+    health = doc["paths"]["/api/health"]["get"]["responses"]
+    assert health["503"]["content"] == health["200"]["content"]
+
+
+def test_ids_are_uuids_and_a_request_line_over_the_limit_is_documented(doc):
+    for path, method, op in operations(doc):
+        params = op.get("parameters", [])
+        for param in params:
+            if param["in"] == "path":
+                assert param["schema"] == {"type": "string", "format": "uuid"}, (path, param)
+        if [p for p in params if p["in"] in ("path", "query")]:
+            assert "414" in op["responses"], (path, method)
+
+
+def test_operation_ids_are_plain_words(doc):
+    for _, _, op in operations(doc):
+        assert op["operationId"].isalnum(), op["operationId"]

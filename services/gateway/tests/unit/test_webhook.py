@@ -167,6 +167,14 @@ def test_a_broker_that_cannot_take_the_delivery_is_a_503(anon, rpc):
     assert r.json["title"] == "Service Unavailable"
 
 
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000,
+                                 b'{"entry": ' * 40 + b"1" + b"}" * 40, b"\xff\xfe", b"{"])
+def test_signed_bodies_that_are_not_json_or_too_deep_are_a_400(anon, rpc, raw):
+    r = post(anon, raw)
+    assert r.status_code == 400 and r.json["title"] == "Bad Request"
+    assert rpc.dispatched == []
+
+
 def test_bodies_over_the_limit_are_refused(anon, rpc):
     raw = json.dumps(delivery(leadgen("444"), leadgen("1" * 10))).encode() + b" " * (1 << 20)
     assert post(anon, raw).status_code == 413

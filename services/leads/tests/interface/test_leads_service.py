@@ -47,6 +47,15 @@ def test_duplicate_email_names_the_existing_lead(call):
     assert exc.value.details["existingId"] == first["id"]
 
 
+def test_an_update_to_another_leads_email_names_that_lead(call):
+    taken = call("create_lead", {"name": "A", "email": email()})
+    other = call("create_lead", {"name": "B", "email": email()})
+    with pytest.raises(DuplicateEmail) as exc:
+        call("update_lead", other["id"], {"email": taken["email"].upper(), "name": "B2"})
+    assert exc.value.details["existingId"] == taken["id"]
+    assert call("get_lead", other["id"]) == other
+
+
 def test_concurrent_creates_with_one_email_make_one_lead(container, call, service_config):
     address = email()
 
