@@ -43,7 +43,7 @@ acceptance: deps
 fuzz: deps
 	$(BIN)/python bin/fuzz.py
 
-# FAULTS_ARGS: e.g. --only kill9 webhook, or --restart-deps (restarts RabbitMQ and PostgreSQL)
+# FAULTS_ARGS: e.g. --only kill9 webhook, or --no-restart-deps (leave RabbitMQ and PostgreSQL running)
 faults: deps
 	$(BIN)/python bin/faults.py $(FAULTS_ARGS)
 

@@ -4,13 +4,14 @@ scenario starts a stack of its own, drives it with a bounded load, breaks a
 part of it, and checks that every write the gateway acknowledged is there,
 none twice, with no 500s; then a table. Exits 1 when a scenario fails.
 
-    .venv/bin/python bin/faults.py                       # all that restart nothing shared
+    .venv/bin/python bin/faults.py                       # every scenario
     .venv/bin/python bin/faults.py --only kill9 webhook  # some of them
-    .venv/bin/python bin/faults.py --restart-deps        # also restart RabbitMQ and PostgreSQL
+    .venv/bin/python bin/faults.py --no-restart-deps     # all but those restarting shared servers
 
 Scenarios `broker-restart` and `postgres-restart` stop and start the machine's
-RabbitMQ and PostgreSQL (every other user of them sees it): they run only with
---restart-deps (or CRM_FAULTS_RESTART_DEPS=1), and are listed as SKIP otherwise.
+RabbitMQ and PostgreSQL (every other user of them sees it): on a machine shared
+with other work, skip them with --no-restart-deps (or CRM_FAULTS_RESTART_DEPS=0);
+they are then listed as SKIP.
 """
 import argparse
 import os
@@ -57,9 +58,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                         help="run these scenarios only: %s" % ", ".join(names))
-    parser.add_argument("--restart-deps", action="store_true",
-                        default=os.environ.get("CRM_FAULTS_RESTART_DEPS") == "1",
-                        help="allow the scenarios that restart RabbitMQ and PostgreSQL")
+    parser.add_argument("--restart-deps", action=argparse.BooleanOptionalAction,
+                        default=os.environ.get("CRM_FAULTS_RESTART_DEPS", "1") != "0",
+                        help="run the scenarios that restart RabbitMQ and PostgreSQL (default)")
     parser.add_argument("--threads", type=int, default=Options.threads, help="load threads")
     parser.add_argument("--outage", type=float, default=Options.outage,
                         help="seconds a broker, database or Graph outage lasts")
@@ -78,8 +79,8 @@ def main(argv=None):
                 continue
             if needs_restart and not opts.restart_deps:
                 results.append(harness.Result(name, verdict="SKIP", notes=[
-                    "restarts the machine's RabbitMQ/PostgreSQL: run with --restart-deps"]))
-                harness.say("%s: skipped (needs --restart-deps)" % name)
+                    "restarts the machine's RabbitMQ/PostgreSQL: skipped (--no-restart-deps)"]))
+                harness.say("%s: skipped (--no-restart-deps)" % name)
                 continue
             harness.say("=== %s ===" % name)
             t = time.monotonic()
