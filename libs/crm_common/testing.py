@@ -80,6 +80,11 @@ def lock_waiters(engine):
             "AND wait_event_type = 'Lock'")).scalar()
 
 
+def database_engine(container):
+    """The SQLAlchemy engine of a running service container's `db` dependency."""
+    return next(d for d in container.dependencies if d.attr_name == "db").engine
+
+
 def drop_databases(server_url, prefix):
     """Drop every database named `<prefix>_*` (a test stack's leftovers)."""
     with server_connection(server_url) as conn:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from campaigns.exceptions import CampaignNotFound
 from campaigns.service import CampaignsService
-from crm_common.testing import entrypoint_caller
+from crm_common.testing import database_engine, entrypoint_caller
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_unknown_and_malformed_ids_are_not_found(call):
 def test_a_synced_campaign_is_returned_in_camel_case(call, container):
     campaign_id, meta_id = uuid.uuid4(), str(uuid.uuid4().int)
     synced = dt.datetime(2024, 3, 10, 10, 0, tzinfo=dt.timezone.utc)
-    engine = next(d for d in container.dependencies if d.attr_name == "db").engine
+    engine = database_engine(container)
     with engine.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO campaigns (id, meta_campaign_id, name, status, objective, last_synced_at,"

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 from campaigns.exceptions import GraphRefused, SyncRunning
 from campaigns.service import SYNC_LOCK_KEY, CampaignsService
-from crm_common.testing import entrypoint_caller
+from crm_common.testing import database_engine, entrypoint_caller
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def container(container_factory, service_config, graph):
                   META_MAX_ATTEMPTS=3)
     container = container_factory(CampaignsService, config)
     container.start()
-    engine = next(d for d in container.dependencies if d.attr_name == "db").engine
+    engine = database_engine(container)
     with engine.begin() as conn:      # each test starts from an empty account
         conn.execute(sa.text("TRUNCATE campaigns CASCADE"))
     return container
@@ -27,7 +27,7 @@ def call(container):
 
 @pytest.fixture
 def db(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
+    return database_engine(container)
 
 
 def campaign(graph, cid, status="ACTIVE", objective="OUTCOME_SALES"):

@@ -9,7 +9,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from contacts.exceptions import ContactNotFound, InvalidContact
 from contacts.service import ContactsService
-from crm_common.testing import entrypoint_caller
+from crm_common.testing import database_engine, entrypoint_caller
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def call(container):
 
 @pytest.fixture
 def count_rows(container):
-    engine = next(d for d in container.dependencies if d.attr_name == "db").engine
+    engine = database_engine(container)
 
     def count(sql, **params):
         with engine.connect() as conn:

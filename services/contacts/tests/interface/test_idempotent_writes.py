@@ -13,7 +13,8 @@ from contacts.exceptions import ContactNotFound
 from contacts.service import ContactsService
 from crm_common import idempotency
 from crm_common.errors import ValidationFailed
-from crm_common.testing import entrypoint_caller, lock_waiters, wait_for, writes_held
+from crm_common.testing import (database_engine, entrypoint_caller, lock_waiters, wait_for,
+                                writes_held)
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def keyed(container):
 
 @pytest.fixture
 def engine(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
+    return database_engine(container)
 
 
 @pytest.fixture

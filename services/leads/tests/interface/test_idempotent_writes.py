@@ -12,7 +12,8 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from crm_common import idempotency
 from crm_common.errors import ValidationFailed
-from crm_common.testing import entrypoint_caller, lock_waiters, wait_for, writes_held
+from crm_common.testing import (database_engine, entrypoint_caller, lock_waiters, wait_for,
+                                writes_held)
 from leads.exceptions import DuplicateEmail, InvalidLead
 from leads.service import LeadsService
 
@@ -37,7 +38,7 @@ def keyed(container):
 
 @pytest.fixture
 def engine(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
+    return database_engine(container)
 
 
 def recorded(engine, key):

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm_common.fake_graph import FakeGraph
-from crm_common.testing import entrypoint_caller, publish_event, wait_for
+from crm_common.testing import database_engine, entrypoint_caller, publish_event, wait_for
 from leads.exceptions import InvalidLead
 from leads.service import LeadsService
 
@@ -40,10 +40,6 @@ def container(container_factory, lead_ads_config):
 @pytest.fixture
 def call(container):
     return entrypoint_caller(container)
-
-
-def engine_of(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
 
 
 def new_id():
@@ -219,7 +215,7 @@ def test_a_submission_without_an_email_is_kept_failed_with_what_meta_sent(
     failed = wait_for(lambda: (submission(call, lid) or {}).get("status") == "failed"
                       and submission(call, lid), what="the failed submission")
     assert "no valid email" in failed["lastError"] and failed["leadId"] is None
-    with engine_of(container).connect() as conn:
+    with database_engine(container).connect() as conn:
         kept = conn.execute(sa.text("SELECT graph_lead FROM lead_ad_submissions "
                                     "WHERE leadgen_id = :id"), {"id": lid}).scalar()
     assert kept["field_data"][1] == {"name": "phone_number", "values": ["+15550199"]}

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from crm_common.testing import entrypoint_caller
+from crm_common.testing import database_engine, entrypoint_caller
 from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
 from leads.service import LeadsService
 
@@ -174,7 +174,7 @@ def test_delete_removes_the_lead_and_its_timeline(call, container, event_tap):
     with pytest.raises(LeadNotFound):
         call("delete_lead", lead["id"])
     events.wait(lambda k, b: b["lead"]["id"] == lead["id"])
-    engine = next(d for d in container.dependencies if d.attr_name == "db").engine
+    engine = database_engine(container)
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*) FROM activities WHERE lead_id = :id"),
                             {"id": lead["id"]}).scalar()

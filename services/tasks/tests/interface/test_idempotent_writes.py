@@ -10,7 +10,8 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from crm_common import idempotency
 from crm_common.errors import ValidationFailed
-from crm_common.testing import entrypoint_caller, lock_waiters, wait_for, writes_held
+from crm_common.testing import (database_engine, entrypoint_caller, lock_waiters, wait_for,
+                                writes_held)
 from leads.service import LeadsService
 from tasks.exceptions import TaskNotFound
 from tasks.service import TasksService
@@ -36,7 +37,7 @@ def keyed(container):
 
 @pytest.fixture
 def engine(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
+    return database_engine(container)
 
 
 @pytest.fixture

@@ -11,15 +11,11 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from campaigns.service import CampaignsService
 from crm_common.errors import Unavailable
-from crm_common.testing import entrypoint_caller
+from crm_common.testing import database_engine, entrypoint_caller
 from leads.service import LeadsService
 from tasks.dependencies import RELATED_CHECK_TIMEOUT
 from tasks.exceptions import InvalidTask, TaskNotFound
 from tasks.service import TasksService
-
-
-def engine_of(container):
-    return next(d for d in container.dependencies if d.attr_name == "db").engine
 
 
 @pytest.fixture
@@ -57,7 +53,7 @@ def campaigns(container_factory, service_config):
 @pytest.fixture
 def no_tasks(container):
     """An empty tasks table, for tests that look at whole lists."""
-    with engine_of(container).begin() as conn:
+    with database_engine(container).begin() as conn:
         conn.execute(sa.text("DELETE FROM tasks"))
 
 
@@ -66,7 +62,7 @@ def new_lead(leads):
 
 
 def count_tasks(container):
-    with engine_of(container).connect() as conn:
+    with database_engine(container).connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar()
 
 
@@ -166,7 +162,7 @@ def test_a_task_pointing_at_an_unknown_campaign_is_refused(call, container, camp
 
 def test_a_task_can_point_at_a_synced_campaign(call, campaigns):
     campaign_id = uuid.uuid4()
-    with engine_of(campaigns).begin() as conn:      # as the Meta sync will write it
+    with database_engine(campaigns).begin() as conn:      # as the Meta sync will write it
         conn.execute(sa.text(
             "INSERT INTO campaigns (id, meta_campaign_id, name, status, objective, last_synced_at,"
             " created_at, updated_at) VALUES (:id, :meta, 'Summer Sale', 'active', 'Sales', now(),"
