@@ -139,8 +139,9 @@ def gateway_server_settings():
                                  "graceful_timeout")}
 
 
-def start_direct(env, port, server, log_file):
-    argv = [sys.executable, "-m", "gunicorn", "direct_app:app",
+def start_direct(env, port, server, log_file, app="direct_app:app"):
+    """`app` (a module in bench/) under gunicorn with the gateway's `server` settings."""
+    argv = [sys.executable, "-m", "gunicorn", app,
             "--bind", "127.0.0.1:%d" % port, "--worker-class", server["worker_class"],
             "--workers", str(server["workers"]), "--threads", str(server["threads"]),
             "--keep-alive", str(server["keepalive"]), "--timeout", str(server["timeout"]),
@@ -229,9 +230,17 @@ def parse_wrk(text):
             "socket_errors": sum(map(int, sockets.groups())) if sockets else 0}
 
 
-def wrk(binary, url, key, seconds, connections):
-    argv = [binary, "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency",
-            "-H", "Authorization: Bearer %s" % key, url]
+def wrk(binary, url, key, seconds, connections, script=None, script_args=()):
+    """wrk's output; `script` is a Lua file (-s) given `script_args`; no key, no
+    Authorization header."""
+    argv = [binary, "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency"]
+    if key:
+        argv += ["-H", "Authorization: Bearer %s" % key]
+    if script:
+        argv += ["-s", script]
+    argv.append(url)
+    if script_args:
+        argv += ["--"] + [str(a) for a in script_args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=die_with_parent)
     try:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""`make bench`: the benchmarks in bench/, one after the other (read_path, then
-dashboard). Exits non-zero only when a benchmark could not run (each one's
+"""`make bench`: the benchmarks in bench/, one after the other (in the order
+of BENCHMARKS). Exits non-zero only when a benchmark could not run (each one's
 own exit status; poor figures are reported, not failed).
 
-    .venv/bin/python bench/run.py                          # both, default settings
+    .venv/bin/python bench/run.py                          # all, default settings
     .venv/bin/python bench/run.py --only dashboard [ARGS]  # one, ARGS passed on
                                                            # (see bench/<name>.py --help)
 """
@@ -14,9 +14,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dashboard  # noqa: E402
+import memory  # noqa: E402
 import read_path  # noqa: E402
+import webhook  # noqa: E402
+import write_path  # noqa: E402
 
-BENCHMARKS = {"read_path": read_path.main, "dashboard": dashboard.main}
+BENCHMARKS = {"read_path": read_path.main, "dashboard": dashboard.main,
+              "webhook": webhook.main, "memory": memory.main, "write_path": write_path.main}
 
 
 def main(argv=None):
