@@ -69,15 +69,21 @@ def _check_structure(value, limit):
             raise validation_error([{"field": field, "message": "must not contain NUL characters"}])
 
 
-def read_json(req, allow_empty=False):
-    """The request body as a JSON object: 415 for another content type, 413
-    past 1 MiB, 400 when it is not JSON (or not UTF-8, or nested too deep)."""
+def read_body(req):
+    """The raw request body, at most 1 MiB (413 past it)."""
     length = req.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise too_large(req)
     raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise too_large(req)
+    return raw
+
+
+def read_json(req, allow_empty=False):
+    """The request body as a JSON object: 415 for another content type, 413
+    past 1 MiB, 400 when it is not JSON (or not UTF-8, or nested too deep)."""
+    raw = read_body(req)
     if not raw.strip():
         if allow_empty:
             return {}

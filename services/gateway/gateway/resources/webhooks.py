@@ -15,7 +15,7 @@ import logging
 import falcon
 
 from gateway.errors import JsonError, bad_request, unavailable
-from gateway.http import MAX_BODY_BYTES, parse_json, too_large
+from gateway.http import parse_json, read_body
 from gateway.openapi import operation
 from gateway.rpc import ServiceUnavailable
 from gateway.schemas.webhooks import Acknowledged, Handshake, WebhookDelivery
@@ -88,11 +88,7 @@ class MetaWebhook:
                body=WebhookDelivery, response=Acknowledged, public=True,
                errors=("400", "403", "413"), tags=["webhooks"], idempotency_key=False)
     def on_post(self, req, resp):
-        if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-            raise too_large(req)
-        raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise too_large(req)
+        raw = read_body(req)
         if not self.app_secret:
             # Unverifiable: refuse so that Meta keeps the delivery and retries.
             log.error("META_APP_SECRET is not set: webhook deliveries cannot be verified")
