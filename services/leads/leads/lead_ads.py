@@ -179,6 +179,12 @@ def record_submissions(tx, delivery):
     return sorted(inserted, key=[r["leadgen_id"] for r in rows].index)
 
 
+def _due_and_unclaimed(now):
+    """Pending, its next attempt come, and no live claim on it."""
+    return (LeadAdSubmission.status == "pending", LeadAdSubmission.next_attempt_at <= now,
+            sa.or_(LeadAdSubmission.claimed_until.is_(None), LeadAdSubmission.claimed_until < now))
+
+
 def claim(tx, leadgen_id, policy):
     """Take a pending, due, unclaimed submission for one fetch (a lease of
     `policy.lease` s, so a process that dies lets it go). Returns the number
@@ -186,11 +192,7 @@ def claim(tx, leadgen_id, policy):
     now = utcnow()
     attempt = tx.session.execute(
         sa.update(LeadAdSubmission)
-        .where(LeadAdSubmission.leadgen_id == leadgen_id,
-               LeadAdSubmission.status == "pending",
-               LeadAdSubmission.next_attempt_at <= now,
-               sa.or_(LeadAdSubmission.claimed_until.is_(None),
-                      LeadAdSubmission.claimed_until < now))
+        .where(LeadAdSubmission.leadgen_id == leadgen_id, *_due_and_unclaimed(now))
         .values(claimed_until=now + dt.timedelta(seconds=policy.lease),
                 attempts=LeadAdSubmission.attempts + 1, updated_at=now)
         .returning(LeadAdSubmission.attempts)).scalar()
@@ -203,9 +205,7 @@ def due(tx, limit=20):
     now = utcnow()
     return tx.session.execute(
         sa.select(LeadAdSubmission.leadgen_id)
-        .where(LeadAdSubmission.status == "pending", LeadAdSubmission.next_attempt_at <= now,
-               sa.or_(LeadAdSubmission.claimed_until.is_(None),
-                      LeadAdSubmission.claimed_until < now))
+        .where(*_due_and_unclaimed(now))
         .order_by(LeadAdSubmission.next_attempt_at).limit(limit)).scalars().all()
 
 
@@ -235,6 +235,12 @@ def record_failure(tx, leadgen_id, error, permanent, policy, graph_lead=None):
     return row.status
 
 
+def _locked_lead(tx, condition):
+    """The lead matching `condition`, locked for this transaction, or None."""
+    return tx.session.execute(sa.select(Lead).where(condition).with_for_update()
+                              ).scalar_one_or_none()
+
+
 def complete(tx, leadgen_id, graph_lead):
     """Make the lead of a fetched submission, or note the submission on the
     lead that already has its email; mark the submission done, all in one
@@ -248,12 +254,10 @@ def complete(tx, leadgen_id, graph_lead):
     now = utcnow()
     stamp = submitted_at(graph_lead, now)
     repo = LeadRepository(tx.session)
-    lead = tx.session.execute(sa.select(Lead).where(Lead.meta_leadgen_id == leadgen_id)
-                              .with_for_update()).scalar_one_or_none()
+    lead = _locked_lead(tx, Lead.meta_leadgen_id == leadgen_id)
     outcome = "matched"
     if lead is None:
-        lead = tx.session.execute(sa.select(Lead).where(Lead.email == fields["email"])
-                                  .with_for_update()).scalar_one_or_none()
+        lead = _locked_lead(tx, Lead.email == fields["email"])
     if lead is None:
         meta = {"meta_leadgen_id": leadgen_id,
                 "meta_form_id": _id(graph_lead.get("form_id")) or row.form_id,
@@ -266,8 +270,7 @@ def complete(tx, leadgen_id, graph_lead):
         except DuplicateEmail:
             # Another submission (or a person) made a lead with this email
             # since we looked: note this one on it instead.
-            lead = tx.session.execute(sa.select(Lead).where(Lead.email == fields["email"])
-                                      .with_for_update()).scalar_one()
+            lead = _locked_lead(tx, Lead.email == fields["email"])
         except InvalidLead as exc:
             raise UnusableSubmission(str(exc)) from exc
     before = lead_to_dict(lead)
