@@ -1,5 +1,6 @@
 """API keys in the gateway's own database (real PostgreSQL)."""
 import io
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ def store():
     drop_databases(settings.database_url, settings.db_prefix)
     store = KeyStore.open(settings, pool_size=2)
     yield store
-    store.engine.dispose()
+    store.close()
     drop_databases(settings.database_url, settings.db_prefix)
 
 
@@ -54,3 +55,70 @@ def test_regenerating_replaces_the_key_at_once(store):
 def test_empty_or_missing_keys_never_verify(store):
     store.bootstrap(None, out=io.StringIO())
     assert not store.verify(None) and not store.verify("")
+
+
+# -- the cached copy of the active keys ------------------------------------------------
+@pytest.fixture
+def other_process(store):
+    """A second KeyStore on the same database: another gateway worker."""
+    other = KeyStore(sa.create_engine(store.engine.url, pool_size=1))
+    yield other
+    other.close()
+
+
+def listener_pid(store):
+    return store._listener.info.backend_pid
+
+
+def test_the_keys_are_read_once_then_served_from_memory(store):
+    store.bootstrap("crm_cached_key_0001", out=io.StringIO())
+    assert store.verify("crm_cached_key_0001")
+    reads = store.reads
+    for _ in range(20):
+        assert store.verify("crm_cached_key_0001")
+        assert not store.verify("crm_wrong_key_0002")
+    assert store.reads == reads
+
+
+def test_a_key_regenerated_by_another_process_is_refused_here_at_once(store, other_process):
+    store.bootstrap("crm_first_key_0003", out=io.StringIO())
+    assert store.verify("crm_first_key_0003")
+    assert other_process.verify("crm_first_key_0003")
+    new = other_process.regenerate()
+    assert not store.verify("crm_first_key_0003")       # no wait: the next call already knows
+    assert store.verify(new)
+
+
+def test_a_key_revoked_with_plain_sql_is_refused_at_once(store):
+    store.bootstrap("crm_sql_revoked_0004", out=io.StringIO())
+    assert store.verify("crm_sql_revoked_0004")
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(api_keys).values(revoked_at=sa.func.now()))
+    assert not store.verify("crm_sql_revoked_0004")
+
+
+def test_a_lost_listener_means_reading_per_request_until_it_is_back(store, other_process):
+    store.listen_retry = 0.2
+    store.bootstrap("crm_listener_key_0005", out=io.StringIO())
+    assert store.verify("crm_listener_key_0005")
+    with other_process.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": listener_pid(store)})
+    new = other_process.regenerate()      # made while this process hears nothing
+    assert not store.verify("crm_listener_key_0005")
+    assert store.verify(new)
+    reads = store.reads
+    assert store.verify(new)
+    assert store.reads == reads + 1        # no listener yet: the table is read
+    time.sleep(0.3)
+    assert store.verify(new)               # listening again: read once more...
+    reads = store.reads
+    assert store.verify(new) and store.reads == reads    # ...then from memory
+
+
+def test_the_copy_is_read_again_after_max_age(store):
+    store.max_age = 0.0
+    store.bootstrap("crm_aged_key_0006", out=io.StringIO())
+    assert store.verify("crm_aged_key_0006")
+    reads = store.reads
+    assert store.verify("crm_aged_key_0006")
+    assert store.reads == reads + 1
