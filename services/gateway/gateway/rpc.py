@@ -9,8 +9,14 @@ is dropped by the broker instead of being run after the caller gave up.
 Replies that arrive after their caller gave up are discarded. Connection
 errors rebuild the connections; calls made meanwhile fail fast with
 `ServiceUnavailable`.
+
+Publishing waits for the broker's confirm, a round trip during which the
+connection can do nothing else; so a process keeps a few publishing
+connections (`publishers`, 4), each used by one thread at a time, and a
+thread waits for a free one only when all are busy.
 """
 import logging
+import queue
 import socket
 import threading
 import time
@@ -63,7 +69,8 @@ class _PendingCall:
 
 
 class RpcClient:
-    def __init__(self, amqp_uri, timeout=5.0, name="gateway", connect_timeout=3.0, heartbeat=10):
+    def __init__(self, amqp_uri, timeout=5.0, name="gateway", connect_timeout=3.0, heartbeat=10,
+                 publishers=4):
         self.amqp_uri = amqp_uri
         self.heartbeat = heartbeat
         self.timeout = timeout
@@ -74,8 +81,9 @@ class RpcClient:
                                  routing_key=self.reply_key, exclusive=True, auto_delete=True)
         self._pending = {}
         self._pending_lock = threading.Lock()
-        self._publish_lock = threading.Lock()
-        self._publisher = None           # (connection, producer)
+        self.publishers = publishers
+        self._idle_publishers = queue.LifoQueue()      # (connection, producer), free
+        self._publisher_slots = threading.BoundedSemaphore(publishers)
         self._listening = threading.Event()
         self._closed = threading.Event()
         self._thread = None
@@ -95,7 +103,9 @@ class RpcClient:
             if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
                 return
             self._pid = os.getpid()
-            self._publisher = None
+            # a parent's connections are not this process's to use
+            self._idle_publishers = queue.LifoQueue()
+            self._publisher_slots = threading.BoundedSemaphore(self.publishers)
             self._listening.clear()
             self._closed.clear()
             self._thread = threading.Thread(target=self._consume_forever, name="rpc-replies",
@@ -160,51 +170,64 @@ class RpcClient:
             call.event.set()
 
     # -- publishing -----------------------------------------------------------
-    def _producer(self, budget):
-        if self._publisher is None:
-            conn = connect(self.amqp_uri, max(min(self.connect_timeout, budget), 0.05),
-                           transport_options={"confirm_publish": True})
-            try:
-                producer = conn.Producer(exchange=self.exchange)
-            except Exception:
-                conn.release()
-                raise
-            self._publisher = (conn, producer)
-        return self._publisher[1]
+    def _new_publisher(self, budget):
+        conn = connect(self.amqp_uri, max(min(self.connect_timeout, budget), 0.05),
+                       transport_options={"confirm_publish": True})
+        try:
+            producer = conn.Producer(exchange=self.exchange)
+        except Exception:
+            conn.release()
+            raise
+        return conn, producer
 
-    def _reset_publisher(self):
-        if self._publisher is not None:
-            try:
-                self._publisher[0].release()
-            except Exception:
-                log.debug("releasing a broken publisher connection", exc_info=True)
-        self._publisher = None
+    @staticmethod
+    def _discard(publisher):
+        if publisher is None:
+            return
+        try:
+            publisher[0].release()
+        except Exception:
+            log.debug("releasing a broken publisher connection", exc_info=True)
 
     def _publish(self, service, body, timeout, exchange, routing_key, **properties):
         """Publish with a confirm and the mandatory flag; ServiceUnavailable
         (naming `service`) when no queue takes it or the broker is away."""
         deadline = time.monotonic() + timeout
-        with self._publish_lock:
+        slots = self._publisher_slots
+        if not slots.acquire(timeout=max(timeout, 0)):
+            raise ServiceUnavailable(service, "no publishing connection free within %.1f s"
+                                     % timeout)
+        idle = self._idle_publishers
+        try:
             for attempt in (1, 2):
                 try:
-                    self._producer(deadline - time.monotonic()).publish(
+                    publisher = idle.get_nowait()
+                except queue.Empty:
+                    publisher = None
+                try:
+                    if publisher is None:
+                        publisher = self._new_publisher(deadline - time.monotonic())
+                    publisher[1].publish(
                         body, exchange=exchange, routing_key=routing_key, mandatory=True,
                         serializer="json", retry=False, **properties)
+                    idle.put(publisher)
                     return
                 except ChannelError as exc:
-                    self._reset_publisher()
+                    self._discard(publisher)
                     if "NO_ROUTE" in str(exc):
                         raise ServiceUnavailable(service, "no instance of the service is running")
                     raise ServiceUnavailable(service, "the broker refused the message")
                 except MessageNacked:
-                    self._reset_publisher()
+                    self._discard(publisher)
                     raise ServiceUnavailable(service, "the broker refused the message")
                 except CONNECTION_ERRORS as exc:
                     # A stale connection (the broker restarted): the frame never
                     # went out, so one retry on a fresh connection is safe.
-                    self._reset_publisher()
+                    self._discard(publisher)
                     if attempt == 2 or time.monotonic() >= deadline:
                         raise ServiceUnavailable(service, "the broker is unreachable (%s)" % exc)
+        finally:
+            slots.release()
 
     def dispatch(self, source, event_type, payload, consumer="the consumer", timeout=None,
                  context=None):
@@ -250,7 +273,10 @@ class RpcClient:
 
     def close(self):
         self._closed.set()
-        with self._publish_lock:
-            self._reset_publisher()
+        while True:
+            try:
+                self._discard(self._idle_publishers.get_nowait())
+            except queue.Empty:
+                break
         if self._thread is not None:
             self._thread.join(timeout=3)
