@@ -189,7 +189,7 @@ def start_hello_service(env, workdir, log_file):
     config = os.path.join(workdir, "hello_service.yml")
     with open(config, "w") as f:
         json.dump({"AMQP_URI": env["AMQP_URI"],                     # JSON is YAML
-                   "max_workers": int(env.get("CRM_MAX_WORKERS", "20"))}, f)
+                   "max_workers": int(env.get("CRM_MAX_WORKERS", "10"))}, f)
     return subprocess.Popen([bin_path("nameko"), "run", "--config", config, "hello_service"],
                             cwd=BENCH, env=dict(env, PYTHONPATH=BENCH), stdout=log_file,
                             stderr=subprocess.STDOUT, start_new_session=True,
@@ -326,7 +326,7 @@ def main(argv=None):
 
         say("baselines up (gunicorn %s, %d workers x %d threads; nameko max_workers %s); "
             "idle %d s + %d s sampled" % (server["worker_class"], server["workers"],
-                                           server["threads"], env.get("CRM_MAX_WORKERS", "20"),
+                                           server["threads"], env.get("CRM_MAX_WORKERS", "10"),
                                            args.settle, IDLE_SECONDS))
         time.sleep(args.settle)
         base_sampler = Sampler(base_groups)

@@ -20,11 +20,15 @@ from crm_common.errors import Unavailable
 from crm_common.events import envelope
 from crm_common.migrations import prepare
 from crm_common.outbox import OUTBOX, OutboxRelay, outbox_row
+from crm_common.pool import pooled_engine
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "the database is not reachable", not "the query is wrong".
 UNAVAILABLE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+# Connections beyond the pool's size, for the relay and pruner threads and a
+# worker that needs a second one.
+OVERFLOW = 5
 
 
 def make_psycopg_cooperative():
@@ -100,6 +104,22 @@ class UnitOfWork:
         return False
 
 
+class ReadOnlyWork(UnitOfWork):
+    """Reads only, outside a transaction (autocommit): no BEGIN and no
+    ROLLBACK round trips. Under READ COMMITTED each statement reads its own
+    snapshot either way, so a read gives the same answers as in a transaction.
+    Writing here is a bug, refused before anything is sent."""
+
+    def emit(self, event_type, payload):
+        raise RuntimeError("a read cannot emit events: use transaction()")
+
+    def commit(self):
+        raise RuntimeError("a read cannot commit: use transaction()")
+
+    def hold_commit(self):
+        raise RuntimeError("a read cannot commit: use transaction()")
+
+
 class Store:
     """What a worker gets: transactions on the service's database."""
 
@@ -110,6 +130,10 @@ class Store:
 
     def transaction(self):
         return UnitOfWork(self._provider.session_factory, self._provider.wake_relay, self._headers)
+
+    def read(self):
+        """For entrypoints that only read (see ReadOnlyWork)."""
+        return ReadOnlyWork(self._provider.read_session_factory)
 
     def idempotent(self, operation, args, command):
         """`command(tx)` (a handler that ends with `tx.commit()`), applied once
@@ -138,22 +162,27 @@ class Store:
             return result
 
     def ping(self):
-        with self.transaction() as tx:
+        with self.read() as tx:
             tx.session.execute(sa.text("SELECT 1"))
 
 
 class Database(DependencyProvider):
     """Owns the service's database: creation, migrations, pool, outbox relay."""
 
-    def __init__(self, alembic_dir, pool_size=10, relay=True, idempotency_keys=False):
-        """`idempotency_keys`: the service's migrations create the table (see
+    def __init__(self, alembic_dir, pool_size=None, relay=True, idempotency_keys=False):
+        """`pool_size`: connections kept open; by default one per worker the
+        container runs at once (`max_workers`), so that no worker waits for
+        one, plus a few more made on demand for the relay, the pruner and
+        bursts (closed when they come back to a full pool: kept few, since
+        opening a PostgreSQL connection costs more than most queries).
+        `idempotency_keys`: the service's migrations create the table (see
         migrations.create_idempotency_table); its old keys are pruned here."""
         self.alembic_dir = alembic_dir
         self.pool_size = pool_size
         self.relay_enabled = relay
         self.idempotency_keys = idempotency_keys
         self.engine = None
-        self.session_factory = None
+        self.session_factory = self.read_session_factory = None
         self.relay = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -171,11 +200,14 @@ class Database(DependencyProvider):
         make_psycopg_cooperative()
         settings = self.settings()
         dsn = prepare(settings, self.container.service_name, self.alembic_dir)
-        self.engine = sa.create_engine(dsn, pool_size=self.pool_size, max_overflow=self.pool_size,
-                                       pool_timeout=5, pool_pre_ping=True,
-                                       connect_args={"connect_timeout": 3,
-                                                     "options": "-c timezone=UTC"})
+        pool_size = self.pool_size or self.container.max_workers
+        self.engine = pooled_engine(dsn, pool_size=pool_size, max_overflow=OVERFLOW,
+                                    pool_timeout=5,
+                                    connect_args={"connect_timeout": 3,
+                                                  "options": "-c timezone=UTC"})
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_session_factory = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
         self.relay = OutboxRelay(self.engine, settings.amqp_uri, self.container.service_name)
 
     def start(self):

@@ -1,13 +1,14 @@
 """A service calling another one (crm_common.rpc.RpcClient) never waits
-forever: no answer in time, or no such service, is `Unavailable`."""
+forever: no answer in time, or no such service, is `Unavailable`. The callee
+answers through the services' own entrypoint (crm_common.entrypoints.rpc)."""
 import time
 
 import eventlet
 import pytest
 from nameko.exceptions import RemoteError
-from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable
 from crm_common.rpc import RpcClient
 
@@ -27,6 +28,10 @@ class Callee:
     @rpc
     def refuse(self):
         raise KeyError("nope")
+
+    @rpc
+    def unserializable(self):
+        return {"value": object()}
 
 
 class Caller:
@@ -61,6 +66,15 @@ def test_answers_and_remote_errors_pass_through(caller, container_factory, servi
     with pytest.raises(RemoteError) as exc:
         call(caller, "relay", "refuse")
     assert exc.value.exc_type == "KeyError"
+
+
+def test_a_result_that_cannot_be_sent_is_an_error_not_a_hang(caller, container_factory,
+                                                            service_config):
+    container_factory(Callee, service_config).start()
+    with pytest.raises(RemoteError) as exc:
+        call(caller, "relay", "unserializable")
+    assert exc.value.exc_type == "UnserializableValueError"
+    assert call(caller, "relay", "echo", "still answering") == "still answering"
 
 
 def test_a_slow_service_is_unavailable_after_the_timeout(caller, container_factory, service_config):

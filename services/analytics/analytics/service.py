@@ -2,8 +2,7 @@
 keeps from the leads and campaigns events (docs/analytics.md)."""
 import logging
 
-from nameko.rpc import rpc
-
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable
 from crm_common.reliable_events import reliable_event_handler
 from analytics import handlers
@@ -30,17 +29,17 @@ class AnalyticsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def stats(self, start, end):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.stats(tx, start, end)
 
     @rpc(expected_exceptions=EXPECTED)
     def revenue_chart(self, start, end, interval="day"):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.revenue_chart(tx, start, end, interval)
 
     @rpc(expected_exceptions=EXPECTED)
     def sources_chart(self, start, end):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.sources_chart(tx, start, end)
 
     # ---- events: one entrypoint per type, all folded by one function --------

@@ -5,13 +5,13 @@ import datetime as dt
 import logging
 
 import sqlalchemy as sa
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from campaigns import graph, handlers
 from campaigns.dependencies import CampaignsDatabase, GraphApi
 from campaigns.exceptions import CampaignNotFound, GraphRefused, InvalidCampaignQuery, SyncRunning
 from crm_common.config import Settings
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,17 @@ class CampaignsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def get_campaign(self, campaign_id):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.get_campaign(tx, campaign_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_campaigns(self, query=None):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_campaigns(tx, query)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_campaign_detail(self, campaign_id):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.get_campaign_detail(tx, campaign_id)
 
     @rpc(expected_exceptions=SYNC_EXPECTED)
@@ -96,7 +96,7 @@ class CampaignsService:
     @rpc(expected_exceptions=Unavailable)
     def last_sync(self):
         """{"at", "status": running|ok|error, "error"} of the latest sync, or None."""
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.last_sync(tx)
 
     def _record(self, status, error=None):

@@ -1,6 +1,6 @@
 """The contacts service: RPC entrypoints that translate to handlers."""
-from nameko.rpc import rpc
 
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
 from contacts import handlers
 from contacts.dependencies import ContactsDatabase
@@ -27,12 +27,12 @@ class ContactsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def get_contact(self, contact_id):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.get_contact(tx, contact_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_contacts(self, query=None):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_contacts(tx, query)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -47,7 +47,7 @@ class ContactsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def list_history(self, contact_id, limit=100, offset=0):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_history(tx, contact_id, limit, offset)
 
     @rpc(expected_exceptions=EXPECTED)

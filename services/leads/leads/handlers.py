@@ -95,7 +95,7 @@ def create_lead(tx, data):
 
 
 def get_lead(tx, lead_id):
-    lead = LeadRepository(tx.session).get(lead_id)
+    lead = LeadRepository(tx.session).row(lead_id)
     if lead is None:
         raise LeadNotFound()
     return lead_to_dict(lead)

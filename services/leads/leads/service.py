@@ -2,9 +2,9 @@
 import logging
 
 from nameko.exceptions import RemoteError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.graph import GraphError, GraphRefused
 from crm_common.reliable_events import reliable_event_handler
@@ -38,19 +38,19 @@ class LeadsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def get_lead(self, lead_id):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.get_lead(tx, lead_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_leads(self, query=None):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_leads(tx, query)
 
     @rpc(expected_exceptions=EXPECTED)
     def export_leads(self, after_id=None, limit=1000):
         """Every lead, a page at a time in id order (keyset), for rebuilds:
         {"items": [lead...], "next": <id to pass as after_id, or None>}."""
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.export_leads(tx, after_id, limit)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -65,7 +65,7 @@ class LeadsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def list_activity(self, lead_id, limit=100, offset=0):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_activity(tx, lead_id, limit, offset)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -156,7 +156,7 @@ class LeadsService:
     @rpc(expected_exceptions=EXPECTED)
     def list_lead_ads(self, status=None, limit=100, offset=0):
         """Lead-ad submissions, newest first (status: pending, done, failed)."""
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return lead_ads.list_submissions(tx, status, limit, offset)
 
     @rpc(expected_exceptions=EXPECTED)

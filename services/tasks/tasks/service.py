@@ -1,8 +1,7 @@
 """The tasks service: RPC and event entrypoints that translate to handlers."""
 import logging
 
-from nameko.rpc import rpc
-
+from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
@@ -43,12 +42,12 @@ class TasksService:
 
     @rpc(expected_exceptions=EXPECTED)
     def get_task(self, task_id):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.get_task(tx, task_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_tasks(self, query=None):
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             return handlers.list_tasks(tx, query)
 
     @rpc(expected_exceptions=EXPECTED)
