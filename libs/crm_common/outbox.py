@@ -3,16 +3,23 @@
 A change and the events it raises are written in one transaction: the events
 as rows of the service's `outbox` table. After commit, a relay publishes the
 rows to the service's nameko event exchange (`<service>.events`, routing key
-= event type), waits for the broker's publisher confirm, and only then deletes
+= event type), waits for the broker's publisher confirms, and only then deletes
 them. A crash or a broker outage between commit and confirm leaves the rows in
 place, so they are published later: at least once, never lost, and never for a
 transaction that rolled back. Consumers de-duplicate on `event_id`.
+
+A batch of rows is published back to back and its confirms awaited together
+(one round trip per batch, not per row); a nack, a returned message, a
+connection or channel error, or no confirm within `confirm_timeout` fails the
+whole batch: its rows stay and the connection is rebuilt.
 """
 import logging
+import socket
 import time
 
 import sqlalchemy as sa
 from kombu import Exchange
+from kombu.serialization import dumps
 from sqlalchemy.dialects import postgresql as pg
 
 from crm_common.amqp import connect
@@ -41,6 +48,59 @@ def outbox_row(event_type, body, headers=None):
             "headers": headers or {}}
 
 
+class NotConfirmed(Exception):
+    """The broker refused a published message, or did not confirm it in time."""
+
+
+class PublisherConfirms:
+    """Which messages published on one channel in confirm mode the broker has
+    confirmed. It numbers them 1, 2, ... (delivery tags) and acks each, or
+    several at once: an ack with `multiple` covers every tag up to its own."""
+
+    def __init__(self):
+        self.published = 0          # tag of the last message published
+        self.confirmed = 0          # every tag up to this one is acked
+        self._acked_above = set()   # single acks past `confirmed` (out of order)
+        self.refusal = None         # why the broker refused a message, if it did
+
+    def on_ack(self, delivery_tag, multiple):
+        if multiple:
+            self.confirmed = max(self.confirmed, delivery_tag)
+            self._acked_above = {t for t in self._acked_above if t > self.confirmed}
+        elif delivery_tag > self.confirmed:
+            self._acked_above.add(delivery_tag)
+        while self.confirmed + 1 in self._acked_above:
+            self.confirmed += 1
+            self._acked_above.remove(self.confirmed)
+
+    def on_nack(self, delivery_tag, multiple):
+        self.refusal = "the broker nacked message %d%s" % (delivery_tag,
+                                                           " and those before" if multiple else "")
+
+    def on_return(self, exc, exchange, routing_key, message):
+        self.refusal = "the broker returned a message to %s/%s: %s" % (exchange, routing_key, exc)
+
+    def wait(self, drain_events, timeout):
+        """Return once every published message is acked; raise NotConfirmed on
+        a refusal or after `timeout` s. `drain_events(timeout=)` reads what
+        the broker sent (and calls on_ack...), or raises socket.timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.refusal:
+                raise NotConfirmed(self.refusal)
+            if self.confirmed >= self.published:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                drain_events(timeout=remaining)
+            except socket.timeout:
+                break
+        raise NotConfirmed("%d messages not confirmed within %.1f s"
+                           % (self.published - self.confirmed, timeout))
+
+
 class OutboxRelay:
     """Publishes committed outbox rows, oldest first, then deletes them.
 
@@ -48,28 +108,47 @@ class OutboxRelay:
     with FOR UPDATE SKIP LOCKED, so each batch goes out through one of them.
     """
 
-    def __init__(self, engine, amqp_uri, service_name, batch_size=200, connect_timeout=3):
+    def __init__(self, engine, amqp_uri, service_name, batch_size=500, connect_timeout=3,
+                 confirm_timeout=10.0):
         self.engine = engine
         self.amqp_uri = amqp_uri
         self.exchange = Exchange(events_exchange_name(service_name), type="topic", durable=True,
                                  auto_delete=False)
         self.batch_size = batch_size
         self.connect_timeout = connect_timeout
+        self.confirm_timeout = confirm_timeout
         self._connection = None
-        self._producer = None
+        self._channel = None
+        self._confirms = None
 
-    def _get_producer(self):
-        if self._producer is None:
-            conn = connect(self.amqp_uri, self.connect_timeout,
-                           transport_options={"confirm_publish": True})
+    def _get_channel(self):
+        """A channel in confirm mode, its confirms counted by `self._confirms`
+        (kombu's confirm_publish would wait for each message in turn)."""
+        if self._channel is None:
+            conn = connect(self.amqp_uri, self.connect_timeout)
             try:
-                producer = conn.Producer()
-                self.exchange(producer.channel).declare()
+                channel = conn.channel()
+                self.exchange(channel).declare()
+                confirms = PublisherConfirms()
+                channel.events["basic_ack"].add(confirms.on_ack)
+                channel.events["basic_nack"].add(confirms.on_nack)
+                channel.events["basic_return"].add(confirms.on_return)
+                channel.confirm_select()
             except Exception:
-                conn.release()
+                conn.collect()
                 raise
-            self._connection, self._producer = conn, producer
-        return self._producer
+            self._connection, self._channel, self._confirms = conn, channel, confirms
+        return self._channel
+
+    def _drop_connection(self):
+        """Forget a failed connection without the closing handshake, which a
+        broker that stopped answering would never complete."""
+        conn, self._connection, self._channel, self._confirms = self._connection, None, None, None
+        if conn is not None:
+            try:
+                conn.collect()
+            except Exception:
+                log.debug("collecting a broken relay connection", exc_info=True)
 
     def close(self):
         if self._connection is not None:
@@ -77,12 +156,32 @@ class OutboxRelay:
                 self._connection.release()
             except Exception:  # the connection is already broken: nothing to release
                 log.debug("releasing a broken relay connection", exc_info=True)
-        self._connection = self._producer = None
+        self._connection = self._channel = self._confirms = None
+
+    def _publish_confirmed(self, rows):
+        """Publish `rows` in order; return once the broker confirmed them all."""
+        deadline = time.monotonic() + self.confirm_timeout
+        channel = self._get_channel()
+        confirms = self._confirms
+        for row in rows:
+            # As kombu's Producer.publish(serializer="json", delivery_mode=2)
+            # builds it: the same body, properties and headers as before.
+            content_type, content_encoding, body = dumps(row.payload, serializer="json")
+            message = channel.prepare_message(body, priority=0, content_type=content_type,
+                                              content_encoding=content_encoding,
+                                              headers=row.headers,
+                                              properties={"delivery_mode": 2})
+            channel.basic_publish(message, exchange=self.exchange.name,
+                                  routing_key=row.event_type,
+                                  timeout=max(deadline - time.monotonic(), 0.001))
+            confirms.published += 1
+        confirms.wait(self._connection.drain_events, max(deadline - time.monotonic(), 0.001))
 
     def publish_pending(self):
         """Publish one batch; returns how many rows went out (0: nothing to do).
 
-        Raises when the broker or the database is unreachable; the rows stay.
+        Raises when the broker or the database is unreachable, or the broker
+        refused or did not confirm a message in time; the rows stay.
         """
         with self.engine.begin() as conn:
             rows = conn.execute(
@@ -92,13 +191,9 @@ class OutboxRelay:
             if not rows:
                 return 0
             try:
-                producer = self._get_producer()
-                for row in rows:
-                    producer.publish(row.payload, exchange=self.exchange, routing_key=row.event_type,
-                                     serializer="json", delivery_mode=2, headers=row.headers,
-                                     retry=False)
+                self._publish_confirmed(rows)
             except Exception:
-                self.close()
+                self._drop_connection()
                 raise
             conn.execute(sa.delete(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows])))
         return len(rows)

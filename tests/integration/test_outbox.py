@@ -1,19 +1,25 @@
 """The transactional outbox: an event leaves only when its change commits, and
-one committed while the broker is away is published once it is back."""
+one committed while the broker is away is published once it is back. A batch
+goes out in order and its rows are deleted only once the broker confirmed all
+of them; a refusal or a lost connection mid-batch leaves every row in place."""
 import threading
+import time
 import uuid
 from urllib.parse import urlsplit
 
+import amqp
 import eventlet
 import pytest
 import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
 from sqlalchemy.orm import sessionmaker
 
 from contacts.dependencies import ALEMBIC_DIR
 from crm_common.config import Settings
 from crm_common.db import UnitOfWork
+from crm_common.events import envelope, events_exchange_name
 from crm_common.migrations import prepare
-from crm_common.outbox import OUTBOX, OutboxRelay
+from crm_common.outbox import OUTBOX, NotConfirmed, OutboxRelay, PublisherConfirms, outbox_row
 from crm_common.testing import TcpProxy, wait_for
 
 SOURCE = "outbox_probe"
@@ -53,6 +59,27 @@ def commit_event(engine, marker, fail=False):
         if fail:
             raise RuntimeError("the change failed")
         tx.commit()
+
+
+def insert_batch(engine, n):
+    """`n` committed outbox rows in id order; their markers, in that order."""
+    markers = ["%s-%03d" % (uuid.uuid4().hex[:8], i) for i in range(n)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(OUTBOX), [outbox_row("probe_happened", envelope({"marker": m}))
+                                         for m in markers])
+    return markers
+
+
+def seen(tap, markers, timeout=15.0):
+    """The markers of `markers` the tap received, in arrival order, once all have."""
+    wanted, got = set(markers), []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = [b["marker"] for _, b, _ in tap.events if b.get("marker") in wanted]
+        if wanted <= set(got):
+            return got
+        tap.drain()
+    raise AssertionError("%d of %d events arrived" % (len(set(got)), len(wanted)))
 
 
 def test_an_event_is_not_published_when_its_transaction_rolls_back(engine, amqp_uri, event_tap):
@@ -113,3 +140,99 @@ def test_an_event_committed_while_the_broker_is_away_is_published_when_it_return
         stopped.set()
         wake.set()
         loop.wait()
+
+
+def test_a_batch_is_published_oldest_first_and_deleted_once_confirmed(engine, amqp_uri, event_tap):
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 500)
+    relay = OutboxRelay(engine, amqp_uri, SOURCE, batch_size=500)
+    try:
+        assert relay.publish_pending() == 500
+        assert pending(engine) == 0
+        assert seen(tap, markers) == markers
+    finally:
+        relay.close()
+
+
+def test_rows_stay_when_the_broker_does_not_confirm_in_time(engine, amqp_uri, event_tap,
+                                                            monkeypatch):
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 50)
+    monkeypatch.setattr(PublisherConfirms, "on_ack", lambda self, tag, multiple: None)
+    relay = OutboxRelay(engine, amqp_uri, SOURCE, confirm_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(NotConfirmed, match="not confirmed within"):
+        relay.publish_pending()
+    assert time.monotonic() - started < 5
+    # The broker has them (published, unconfirmed): they go out again later.
+    seen(tap, markers)
+    assert pending(engine) == 50
+    monkeypatch.undo()
+    assert relay.drain() == 50
+    assert pending(engine) == 0
+    relay.close()
+
+
+def test_a_batch_the_broker_refuses_part_of_stays_whole(engine, amqp_uri, event_tap):
+    """A queue that rejects what exceeds 10 messages: the broker nacks the
+    rest of the batch, so all 500 rows stay (the first 10 go out again)."""
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 500)
+    exchange = Exchange(events_exchange_name(SOURCE), type="topic", durable=True)
+    full = Queue("test-full-%s" % uuid.uuid4().hex, exchange=exchange, routing_key="#",
+                 exclusive=True, queue_arguments={"x-max-length": 10,
+                                                  "x-overflow": "reject-publish"})
+    relay = OutboxRelay(engine, amqp_uri, SOURCE, batch_size=500)
+    with Connection(amqp_uri) as conn:
+        full(conn.default_channel).declare()
+        try:
+            with pytest.raises(NotConfirmed, match="nacked"):
+                relay.publish_pending()
+            assert pending(engine) == 500
+        finally:
+            full(conn.default_channel).delete()
+    assert relay.drain() == 500
+    assert pending(engine) == 0
+    assert set(seen(tap, markers)) == set(markers)
+    relay.close()
+
+
+def test_a_batch_to_an_exchange_gone_missing_stays_and_the_relay_reconnects(
+        engine, amqp_uri, event_tap):
+    relay = OutboxRelay(engine, amqp_uri, SOURCE)
+    insert_batch(engine, 1)
+    assert relay.drain() == 1              # connected; the exchange declared
+    with Connection(amqp_uri) as conn:
+        Exchange(events_exchange_name(SOURCE), type="topic")(conn.default_channel).delete()
+    markers = insert_batch(engine, 200)
+    with pytest.raises(amqp.exceptions.NotFound):   # the broker closes the channel: 404
+        relay.publish_pending()
+    assert pending(engine) == 200
+    tap = event_tap(SOURCE)
+    assert relay.drain() == 200            # a new connection declares the exchange again
+    assert seen(tap, markers) == markers
+    relay.close()
+
+
+def test_a_batch_whose_connection_breaks_mid_way_stays_whole(engine, amqp_uri, event_tap,
+                                                             broker_proxy):
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 500)
+    relay = OutboxRelay(engine, broker_proxy.uri(amqp_uri), SOURCE, batch_size=500,
+                        connect_timeout=1)
+    channel = relay._get_channel()
+    publish, count = channel.basic_publish, iter(range(1, 501))
+
+    def publish_then_cut(*args, **kwargs):
+        publish(*args, **kwargs)
+        if next(count) == 250:
+            broker_proxy.cut()
+    channel.basic_publish = publish_then_cut
+    with pytest.raises(OSError):         # the broker's side of the socket closed
+        relay.publish_pending()
+    assert pending(engine) == 500
+    broker_proxy.restore()
+    assert relay.drain() == 500
+    assert pending(engine) == 0
+    assert set(seen(tap, markers)) == set(markers)
+    relay.close()
