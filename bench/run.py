@@ -14,13 +14,15 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dashboard  # noqa: E402
+import indexes  # noqa: E402
 import memory  # noqa: E402
 import read_path  # noqa: E402
 import webhook  # noqa: E402
 import write_path  # noqa: E402
 
 BENCHMARKS = {"read_path": read_path.main, "dashboard": dashboard.main,
-              "webhook": webhook.main, "memory": memory.main, "write_path": write_path.main}
+              "webhook": webhook.main, "memory": memory.main, "write_path": write_path.main,
+              "indexes": indexes.main}
 
 
 def main(argv=None):

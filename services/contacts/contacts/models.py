@@ -28,13 +28,20 @@ class Contact(Base):
         sa.Index("contacts_company_lower_idx", sa.text("lower(company)")),
         # "Most recently contacted first" is the sort this column is read by.
         sa.Index("contacts_last_contacted_idx", sa.text("last_contacted DESC NULLS LAST")),
+        # Every other sort of the list reads an index in its order too (sort
+        # column, then id, NULLs last both ways): a nullable column once per
+        # direction, few-valued `role` with the id (migration 0004).
+        sa.Index("contacts_last_contacted_asc_idx", "last_contacted"),
+        sa.Index("contacts_company_desc_idx", sa.text("company DESC NULLS LAST")),
+        sa.Index("contacts_role_id_idx", "role", "id"),
+        sa.Index("contacts_role_id_desc_idx", sa.text("role DESC NULLS LAST"), sa.text("id DESC")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(sa.String(200), index=True)
     # Stored lower-cased; not unique (several people may share an inbox).
     email: Mapped[str] = mapped_column(sa.String(254), index=True)
-    role: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    role: Mapped[str | None] = mapped_column(sa.String(200))
     company: Mapped[str | None] = mapped_column(sa.String(200), index=True)
     phone: Mapped[str | None] = mapped_column(sa.String(50))
     notes: Mapped[str | None] = mapped_column(sa.Text)

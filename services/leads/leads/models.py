@@ -10,7 +10,8 @@ ACTIVITY_TYPES = ("email_opened", "page_visit", "call", "note_created", "status_
 
 
 class Base(DeclarativeBase):
-    pass
+    # Index names as the migrations write them (leads_created_at_idx, ...).
+    metadata = sa.MetaData(naming_convention={"ix": "%(table_name)s_%(column_0_name)s_idx"})
 
 
 class Lead(Base):
@@ -23,23 +24,35 @@ class Lead(Base):
         sa.CheckConstraint("email = lower(email)", name="lead_email_lower_case"),
         sa.Index("leads_meta_leadgen_id", "meta_leadgen_id", unique=True,
                  postgresql_where=sa.text("meta_leadgen_id IS NOT NULL")),
+        # Every sort of the list reads an index in its order (sort column,
+        # then id); the few-valued columns with the id, so a page never sorts
+        # a whole group of equal values; nullable ones once per direction,
+        # NULLs last both ways (migration 0006).
+        sa.Index("leads_status_id_idx", "status", "id"),
+        sa.Index("leads_source_id_idx", "source", "id"),
+        sa.Index("leads_score_id_idx", "score", "id"),
+        sa.Index("leads_value_id_idx", "value", "id"),
+        sa.Index("leads_company_desc_idx", sa.text("company DESC NULLS LAST")),
+        sa.Index("leads_last_interaction_at_desc_idx",
+                 sa.text("last_interaction_at DESC NULLS LAST")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(200), index=True)
     # Stored lower-cased, so the unique index makes email case-insensitively unique.
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(sa.String(50))
-    company: Mapped[str | None] = mapped_column(sa.String(200))
+    company: Mapped[str | None] = mapped_column(sa.String(200), index=True)
     job_title: Mapped[str | None] = mapped_column(sa.String(200))
-    status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)
-    source: Mapped[str] = mapped_column(sa.String(100), default="Manual", index=True)
-    score: Mapped[int] = mapped_column(sa.Integer, index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="new")
+    source: Mapped[str] = mapped_column(sa.String(100), default="Manual")
+    score: Mapped[int] = mapped_column(sa.Integer)
     value: Mapped[float] = mapped_column(sa.Numeric(14, 2), default=0)
     owner_id: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True), index=True)
-    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
-    last_interaction_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    last_interaction_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True),
+                                                                    index=True)
     # Set when the status becomes `closed` (won), cleared when it is reopened.
     closed_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
     # Where a lead from a Meta lead ad came from (null for every other lead).

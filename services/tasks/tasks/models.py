@@ -15,6 +15,9 @@ RELATED_TYPES = ("lead", "campaign", "general")
 # which (unlike timestamptz arithmetic) PostgreSQL accepts as immutable.
 DUE_MOMENT = ("coalesce(due_at, ((due_date + 1)::timestamp - interval '1 microsecond')"
               " AT TIME ZONE 'UTC')")
+# `sort=priority` orders by this rank, as tasks.repository.PRIORITY_RANK
+# writes it (the index on it is only read for the very same expression).
+PRIORITY_RANK_SQL = "(CASE priority WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3 END)"
 
 
 class Base(DeclarativeBase):
@@ -41,6 +44,16 @@ class Task(Base):
         sa.Index("tasks_priority_due", "priority", "due_moment"),
         sa.Index("tasks_related_to_type_due", "related_to_type", "due_moment"),
         sa.Index("tasks_related_id", "related_to_id"),
+        # Every other sort of the list reads an index in its order too (the
+        # tiebreaker id after it); a nullable column once per direction,
+        # since NULLs come last both ways (migration 0004).
+        sa.Index("tasks_due_desc", sa.text("due_moment DESC NULLS LAST")),
+        sa.Index("tasks_created", "created_at"),
+        sa.Index("tasks_updated", "updated_at"),
+        sa.Index("tasks_title", "title"),
+        sa.Index("tasks_priority_rank", sa.text(PRIORITY_RANK_SQL), "id"),
+        sa.Index("tasks_completed_at", "completed_at"),
+        sa.Index("tasks_completed_at_desc", sa.text("completed_at DESC NULLS LAST")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)

@@ -5,7 +5,9 @@ from crm_common.ids import parse_id
 from tasks.models import Task
 
 # low < medium < high, so `sort=-priority` puts the most urgent first
-# (their names in alphabetical order would put "medium" last).
+# (their names in alphabetical order would put "medium" last). The index
+# tasks_priority_rank is on this expression (models.PRIORITY_RANK_SQL): keep
+# the two alike, or the sort stops reading it.
 PRIORITY_RANK = sa.case({"low": 1, "medium": 2, "high": 3}, value=Task.priority)
 
 # Sort keys the API offers, by their snake_case name. `due_date` sorts on the
