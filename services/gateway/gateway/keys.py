@@ -6,12 +6,12 @@ One key is active at a time: regenerating revokes the others at once, for
 every gateway process.
 
 Each process keeps the active digests in memory instead of reading them on
-every request (a pool checkout and a query: a third of the gateway's time on
-a simple read). What keeps the copy true is PostgreSQL's LISTEN/NOTIFY: a
-trigger notifies `crm_api_keys` of every change of the table, whoever makes
-it, when its transaction commits; and each process holds one connection LISTENing on it
-and polls it (a non-blocking read, no round trip) before every use of its
-copy. A notification drops the copy, and the next request reads the table
+every request (a pool checkout and a query: ~15% of a gateway worker's CPU on
+GET /api/leads, by bench/profile.py). What keeps the copy true is
+PostgreSQL's LISTEN/NOTIFY: a trigger notifies `crm_api_keys` of every change
+of the table, whoever makes it, when its transaction commits; each process
+holds one connection LISTENing on it and polls it (a non-blocking read, no
+round trip) before every use of its copy. A notification drops the copy, and the next request reads the table
 again. The notification reaches the listening connection when the change
 commits, before the answer that revoked a key is even sent, so a request
 that follows that answer sees the change. While the listening connection is
@@ -32,7 +32,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from crm_common.migrations import prepare
 from crm_common.pool import pooled_engine
 
 log = logging.getLogger(__name__)
@@ -83,6 +82,10 @@ class KeyStore:
         """Connect to the gateway database (creating and migrating it first
         unless `migrate` is False: gunicorn's master already did)."""
         if migrate:
+            # alembic (with mako and pygments) is for `python -m gateway.keys`,
+            # not for every worker: ~10 MiB each
+            from crm_common.migrations import prepare
+
             dsn = prepare(settings, "gateway", ALEMBIC_DIR)
         else:
             dsn = settings.database_dsn("gateway")
@@ -240,3 +243,24 @@ class KeyStore:
             return None
         print("\n  Generated API key (shown once, store it now): %s\n" % key, file=out, flush=True)
         return key
+
+
+def main():
+    """`python -m gateway.keys`: migrate the gateway database and store the
+    first API key (gunicorn.conf.py runs it before the workers start)."""
+    import os
+
+    from crm_common import logs
+    from crm_common.config import Settings
+
+    logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))
+    settings = Settings.from_env()
+    store = KeyStore.open(settings, pool_size=1)
+    try:
+        store.bootstrap(settings.api_key)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
