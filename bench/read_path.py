@@ -272,20 +272,37 @@ def fmt(value, pattern="%.1f"):
     return "-" if value is None else pattern % value
 
 
+# The issue's aims: through the gateway, at least half the direct req/s, and p99 under 50 ms.
+AIM_RATIO = 0.5
+AIM_P99_MS = 50.0
+AIM = ">=%.1fx, p99<%dms" % (AIM_RATIO, AIM_P99_MS)
+
+
+def verdict(row):
+    """'meets', or 'misses' and which part."""
+    missed = []
+    if row["ratio"] is None or row["ratio"] < AIM_RATIO:
+        missed.append("ratio")
+    if row["ours"]["p99_ms"] is None or row["ours"]["p99_ms"] >= AIM_P99_MS:
+        missed.append("p99")
+    return "misses " + "+".join(missed) if missed else "meets"
+
+
 def print_table(rows):
     head = ("what", "base req/s", "ours req/s", "ratio", "base p50", "ours p50", "base p99",
-            "ours p99", "flags")
+            "ours p99", "aim", "verdict", "flags")
     lines = [head]
     for row in rows:
         b, o = row["baseline"], row["ours"]
         lines.append((row["what"], fmt(b["rps"]), fmt(o["rps"]), fmt(row["ratio"], "%.3f"),
                       fmt(b["p50_ms"], "%.2f"), fmt(o["p50_ms"], "%.2f"), fmt(b["p99_ms"], "%.2f"),
-                      fmt(o["p99_ms"], "%.2f"), ", ".join(row["flags"]) or "ok"))
+                      fmt(o["p99_ms"], "%.2f"), AIM, verdict(row), ", ".join(row["flags"]) or "ok"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     print("\nGET through the gateway (ours) vs direct Falcon+SQLAlchemy (baseline); "
           "latencies in ms; ratio = ours/baseline req/s")
     for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, len(head) - 1) else cell.rjust(w)
+        print("  ".join(cell.ljust(w) if i in (0, len(head) - 3, len(head) - 2, len(head) - 1)
+                        else cell.rjust(w)
                         for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
@@ -369,6 +386,7 @@ def main(argv=None):
                          "baseline": baseline, "ours": ours,
                          "ratio": ours["rps"] / baseline["rps"] if baseline["rps"] else None,
                          "flags": flags})
+            rows[-1]["aim"], rows[-1]["verdict"] = AIM, verdict(rows[-1])
 
         print_table(rows)
         for w in warnings:
