@@ -8,6 +8,7 @@ import gunicorn.util
 
 from crm_common import logs
 from crm_common.config import Settings
+from gateway import generation  # noqa: F401  (made here, so every worker shares it)
 
 settings = Settings.from_env()
 

@@ -7,19 +7,27 @@ every gateway process.
 
 Each process keeps the active digests in memory instead of reading them on
 every request (a pool checkout and a query: ~15% of a gateway worker's CPU on
-GET /api/leads, by bench/profile.py). What keeps the copy true is
-PostgreSQL's LISTEN/NOTIFY: a trigger notifies `crm_api_keys` of every change
-of the table, whoever makes it, when its transaction commits; each process
-holds one connection LISTENing on it and polls it (a non-blocking read, no
-round trip) before every use of its copy. A notification drops the copy, and the next request reads the table
-again. The notification reaches the listening connection when the change
-commits, before the answer that revoked a key is even sent, so a request
-that follows that answer sees the change. While the listening connection is
-down (or not yet up) the copy is not used: each request reads the table, as
-before, and the listener is opened again at most once a second. A server that
-ends the connection says so first (a FATAL notice), which counts as down; a
-connection that dies silently (a network cut) is what `max_age` (10 s) is for:
-the copy is read again at least that often.
+GET /api/leads, by bench/profile.py). Two things keep the copy true:
+
+- Within one gateway (gunicorn's master and its workers): a generation
+  counter in memory they all share (gateway/generation.py). A process that
+  changes the keys bumps it after its commit and before it answers; every
+  process compares it, before each use, with the generation its copy was
+  read at. So once the API has answered a regeneration, no worker of that
+  gateway accepts the old key.
+- Any other change (an operator's psql, another gateway host): PostgreSQL's
+  LISTEN/NOTIFY. A trigger notifies `crm_api_keys` of every change of the
+  table when its transaction commits; each process holds one connection
+  LISTENing on it and polls it (a non-blocking read, no round trip) before
+  every use of its copy. A notification drops the copy. It travels on its
+  own, so it arrives within moments of the commit, not in step with it.
+
+While the listening connection is down (or not yet up) the copy is not used:
+each request reads the table, as before, and the listener is opened again at
+most once a second. A server that ends the connection says so first (a FATAL
+notice), which counts as down; a connection that dies silently (a network
+cut) is what `max_age` (10 s) is for: the copy is read again at least that
+often.
 """
 import hashlib
 import hmac
@@ -33,6 +41,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from crm_common.pool import pooled_engine
+from gateway import generation
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ class KeyStore:
         self._listen_after = 0.0    # monotonic time of the next attempt to listen
         self._digests = None        # the cached active digests, or None
         self._read_at = 0.0
+        self._generation = None     # the shared generation the copy was read at
         self.reads = 0              # how often the table was read (tests, benchmarks)
 
     @classmethod
@@ -109,7 +119,7 @@ class KeyStore:
             dbapi = raw.dbapi_connection
             dbapi.autocommit = True
             with dbapi.cursor() as cur:
-                cur.execute("LISTEN %s" % CHANNEL)
+                cur.execute("LISTEN crm_api_keys")      # CHANNEL
         except Exception:
             raw.invalidate()
             raise
@@ -161,7 +171,8 @@ class KeyStore:
         if self._listener.notifies:
             self._listener.notifies.clear()
             self._digests = None
-        if self._digests is not None and time.monotonic() - self._read_at > self.max_age:
+        if self._digests is not None and (generation.current() != self._generation or
+                                          time.monotonic() - self._read_at > self.max_age):
             self._digests = None
         return self._digests
 
@@ -173,8 +184,8 @@ class KeyStore:
             if digests is not None:
                 return digests
             listening = self._listener is not None
+        read_at, read_generation = time.monotonic(), generation.current()
         with self.engine.connect() as conn:
-            read_at = time.monotonic()
             digests = tuple(row.key_hash for row in self._active(conn))
         self.reads += 1
         with self._lock:
@@ -182,10 +193,13 @@ class KeyStore:
             if listening and self._listener is not None and self._poll():
                 if not self._listener.notifies:
                     self._digests, self._read_at = digests, read_at
+                    self._generation = read_generation
         return digests
 
     def forget(self):
-        """Drop the cached digests (this process changed the table)."""
+        """This process changed the table (committed): every process of this
+        gateway drops its copy before its next use."""
+        generation.bump()
         with self._lock:
             self._digests = None
 

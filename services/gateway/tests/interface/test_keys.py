@@ -1,12 +1,14 @@
 """API keys in the gateway's own database (real PostgreSQL)."""
 import io
+import os
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from crm_common.config import Settings
-from crm_common.testing import drop_databases
+from crm_common.testing import drop_databases, wait_for
+from gateway import generation
 from gateway.keys import KeyStore, api_keys, digest
 
 
@@ -80,7 +82,7 @@ def test_the_keys_are_read_once_then_served_from_memory(store):
     assert store.reads == reads
 
 
-def test_a_key_regenerated_by_another_process_is_refused_here_at_once(store, other_process):
+def test_a_key_regenerated_by_another_worker_is_refused_here_at_once(store, other_process):
     store.bootstrap("crm_first_key_0003", out=io.StringIO())
     assert store.verify("crm_first_key_0003")
     assert other_process.verify("crm_first_key_0003")
@@ -89,12 +91,29 @@ def test_a_key_regenerated_by_another_process_is_refused_here_at_once(store, oth
     assert store.verify(new)
 
 
-def test_a_key_revoked_with_plain_sql_is_refused_at_once(store):
+def test_a_key_revoked_outside_the_gateway_is_refused_within_moments(store):
+    """psql, or another gateway host: no shared generation, only the NOTIFY,
+    which arrives on its own, a moment after the commit."""
     store.bootstrap("crm_sql_revoked_0004", out=io.StringIO())
     assert store.verify("crm_sql_revoked_0004")
+    before = generation.current()
     with store.engine.begin() as conn:
         conn.execute(sa.update(api_keys).values(revoked_at=sa.func.now()))
-    assert not store.verify("crm_sql_revoked_0004")
+    wait_for(lambda: not store.verify("crm_sql_revoked_0004"), timeout=2,
+             what="the revoked key refused")
+    assert generation.current() == before          # the notification did it
+
+
+def test_the_generation_is_shared_with_forked_processes():
+    """gunicorn's master imports gateway.generation before it forks the
+    workers: a bump in one is seen by the others."""
+    before = generation.current()
+    pid = os.fork()
+    if pid == 0:                                   # the child: another worker
+        generation.bump()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert generation.current() != before
 
 
 def test_a_lost_listener_means_reading_per_request_until_it_is_back(store, other_process):
