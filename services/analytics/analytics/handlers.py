@@ -109,8 +109,11 @@ def apply_lead_event(tx, event_type, payload):
     kept = agg.decide(stored, incoming)
     changed = kept is incoming
     if changed:
-        apply_delta(tx, *agg.delta(stored, incoming))
         _store_fact(tx, lead_id, incoming)
+        # Last: every event of a day and source adds to the same daily rows,
+        # locked from here to the commit; the shorter that is, the less the
+        # handlers of concurrent events wait for one another.
+        apply_delta(tx, *agg.delta(stored, incoming))
     tx.commit()
     return changed
 
