@@ -245,7 +245,14 @@ INSERT INTO campaign_days (campaign_id, date, spend, impressions, clicks, leads,
 SELECT md5('benchidx-campaign-' || i)::uuid, %(today)s::date - {days} + 1 + d,
        (mod({r_spend}, 50000)) / 100.0, mod({r_imp}, 20000), mod({r_imp}, 700), mod({r_imp}, 30),
        (mod({r_rev}, 200000)) / 100.0, %(now)s::timestamptz
-FROM generate_series(0, {days} - 1) AS d, generate_series(1, %(campaigns)s) AS i
+FROM generate_series(0, {days} - 1) AS d, generate_series(1, %(campaigns)s) AS i;
+-- what the sync keeps on each campaign (SyncRepository.refresh_totals)
+UPDATE campaigns SET total_spend = s.spend, total_impressions = s.impressions,
+       total_clicks = s.clicks, total_leads = s.leads, total_revenue = s.revenue
+FROM (SELECT campaign_id, sum(spend) AS spend, sum(impressions) AS impressions,
+             sum(clicks) AS clicks, sum(leads) AS leads, sum(revenue) AS revenue
+      FROM campaign_days GROUP BY campaign_id) AS s
+WHERE campaigns.id = s.campaign_id
 """.format(word=pick(COMPANY_WORDS, rnd(1)), season=pick(("Summer Sale", "Launch", "Retargeting",
                                                            "Lookalike", "Webinar", "Black Friday"),
                                                           rnd(2)),

@@ -49,6 +49,7 @@ def apply_sync(tx, graph_campaigns, graph_days):
     changed = {}
     for day in repo.upsert_days(rows):
         changed.setdefault(day.campaign_id, []).append(day)
+    repo.refresh_totals(changed)
     for campaign, was_changed in synced.values():
         if was_changed or campaign.id in changed:
             tx.emit("campaign_synced", {
@@ -99,7 +100,7 @@ def get_campaign_detail(tx, campaign_id):
     if campaign is None:
         raise CampaignNotFound()
     repo = CampaignReadRepository(tx.session)
-    result = campaign_with_metrics(campaign, repo.totals(campaign.id))
+    result = campaign_with_metrics(campaign, repo.totals(campaign))
     result["daily"] = [day_to_dict(d) for d in repo.days(campaign.id)]
     return result
 

@@ -20,6 +20,18 @@ class Campaign(Base):
         # Meta's id is what the sync matches on, so a campaign is stored once.
         sa.Index("campaigns_meta_campaign_id_key", "meta_campaign_id", unique=True),
         sa.Index("campaigns_status_idx", "status"),
+        # Every sort of the list, then id (migration 0005); objective's NULLs
+        # stay last both ways, so it has an index per direction.
+        sa.Index("campaigns_total_spend_idx", "total_spend", "id"),
+        sa.Index("campaigns_total_impressions_idx", "total_impressions", "id"),
+        sa.Index("campaigns_total_clicks_idx", "total_clicks", "id"),
+        sa.Index("campaigns_total_leads_idx", "total_leads", "id"),
+        sa.Index("campaigns_total_revenue_idx", "total_revenue", "id"),
+        sa.Index("campaigns_name_idx", "name", "id"),
+        sa.Index("campaigns_last_synced_at_idx", "last_synced_at", "id"),
+        sa.Index("campaigns_objective_idx", "objective", "id"),
+        sa.Index("campaigns_objective_desc_idx", sa.text("objective DESC NULLS LAST"),
+                 sa.text("id DESC")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(pg.UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -30,6 +42,13 @@ class Campaign(Base):
     last_synced_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    # Every day's metrics summed (the list without a date range reads these,
+    # not the days); the sync keeps them (SyncRepository.refresh_totals).
+    total_spend: Mapped[sa.Numeric] = mapped_column(sa.Numeric, default=0, server_default="0")
+    total_impressions: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    total_clicks: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    total_leads: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    total_revenue: Mapped[sa.Numeric] = mapped_column(sa.Numeric, default=0, server_default="0")
 
 
 class CampaignDay(Base):

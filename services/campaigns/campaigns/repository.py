@@ -77,8 +77,24 @@ class SyncRepository:
                 stmt, execution_options={"populate_existing": True}).scalars().all())
         return changed
 
+    def refresh_totals(self, campaign_ids=None):
+        """Sum the days of these campaigns (all when None) into their totals."""
+        if campaign_ids is not None and not campaign_ids:
+            return
+        conditions = [] if campaign_ids is None else [
+            CampaignDay.campaign_id.in_(list(campaign_ids))]
+        sums = (sa.select(CampaignDay.campaign_id,
+                          *[sa.func.sum(getattr(CampaignDay, m)).label(m) for m in METRICS])
+                .where(*conditions).group_by(CampaignDay.campaign_id).subquery("sums"))
+        self.session.execute(
+            sa.update(Campaign).where(Campaign.id == sums.c.campaign_id)
+            .values({TOTAL_COLUMNS[m]: getattr(sums.c, m) for m in METRICS})
+            .execution_options(synchronize_session=False))
+
 
 METRICS = ("spend", "impressions", "clicks", "leads", "revenue")
+# Each metric summed over all of a campaign's days, kept on the campaign.
+TOTAL_COLUMNS = {m: getattr(Campaign, "total_" + m) for m in METRICS}
 # Sort keys the API offers, by their snake_case name (metrics sort on the sums).
 SORT_KEYS = ("name", "status", "objective", "last_synced_at") + METRICS
 DEFAULT_SORT = "-spend"
@@ -102,9 +118,14 @@ class CampaignReadRepository:
 
     def search(self, status=None, start=None, end=None, sort=DEFAULT_SORT, limit=100, offset=0):
         """([(Campaign, {metric: sum})], total); every campaign is listed,
-        with zeros where it has no day in the range."""
-        sums = self._sums(start, end)
-        metrics = [sa.func.coalesce(getattr(sums.c, m), 0).label(m) for m in METRICS]
+        with zeros where it has no day in the range. Without a range, the
+        totals kept on the campaigns: no day is read."""
+        ranged = start is not None or end is not None
+        if ranged:
+            sums = self._sums(start, end)
+            metrics = [sa.func.coalesce(getattr(sums.c, m), 0).label(m) for m in METRICS]
+        else:
+            metrics = [TOTAL_COLUMNS[m].label(m) for m in METRICS]
         conditions = [Campaign.status.in_(list(status))] if status else []
         name = sort.lstrip("-")
         column = dict(zip(METRICS, metrics)).get(name)
@@ -117,17 +138,17 @@ class CampaignReadRepository:
         tiebreak = Campaign.id.desc() if descending else Campaign.id.asc()
         total = self.session.execute(
             sa.select(sa.func.count()).select_from(Campaign).where(*conditions)).scalar()
+        query = sa.select(Campaign, *metrics)
+        if ranged:
+            query = query.outerjoin(sums, sums.c.campaign_id == Campaign.id)
         rows = self.session.execute(
-            sa.select(Campaign, *metrics).outerjoin(sums, sums.c.campaign_id == Campaign.id)
-            .where(*conditions).order_by(order, tiebreak).limit(limit).offset(offset)).all()
+            query.where(*conditions).order_by(order, tiebreak).limit(limit).offset(offset)).all()
         return [(row[0], dict(zip(METRICS, row[1:]))) for row in rows], total
 
-    def totals(self, campaign_id):
-        sums = self._sums()
-        row = self.session.execute(
-            sa.select(*[sa.func.coalesce(getattr(sums.c, m), 0) for m in METRICS])
-            .select_from(sums).where(sums.c.campaign_id == campaign_id)).first()
-        return dict(zip(METRICS, row)) if row else dict.fromkeys(METRICS, 0)
+    @staticmethod
+    def totals(campaign):
+        """{metric: sum over all days}, as kept on the campaign."""
+        return {m: getattr(campaign, "total_" + m) for m in METRICS}
 
     def days(self, campaign_id):
         return self.session.execute(

@@ -185,6 +185,27 @@ def test_list_sums_days_and_derives_cpl_and_roas(call, graph):
     assert len(call("list_campaigns", {"sort": "name", "limit": 1, "offset": 1})["items"]) == 1
 
 
+def test_the_totals_without_a_range_follow_each_sync(call, graph):
+    """The list without dates reads totals the sync keeps on the campaign: a
+    re-sync that changes a day and adds one moves them, counting nothing twice."""
+    campaign(graph, "t1")
+    day(graph, "t1", "2019-03-01", spend="10.00", clicks="3", leads="1", revenue="40.00")
+    call("sync_now")
+    assert mine(call("list_campaigns", {}), "t1")["spend"] == 10.0
+    day(graph, "t1", "2019-03-01", spend="25.00", clicks="3", leads="1", revenue="40.00")
+    day(graph, "t1", "2019-03-02", spend="5.00", clicks="2", leads="1", revenue="10.00")
+    call("sync_now")
+    call("sync_now")                       # nothing new: nothing added again
+    total = mine(call("list_campaigns", {}), "t1")
+    ranged = mine(call("list_campaigns", {"start_date": "2000-01-01",
+                                          "end_date": "2100-01-01"}), "t1")
+    assert (total["spend"], total["clicks"], total["leads"], total["revenue"]) == (
+        30.0, 5, 2, 50.0)
+    assert {k: total[k] for k in ("spend", "impressions", "clicks", "leads", "revenue")} == {
+        k: ranged[k] for k in ("spend", "impressions", "clicks", "leads", "revenue")}
+    assert call("get_campaign_detail", total["id"])["spend"] == 30.0
+
+
 def test_bad_list_queries_are_refused(call):
     from campaigns.exceptions import InvalidCampaignQuery
 
