@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv deps run test test-unit acceptance fuzz faults bench rebuild-analytics clean
+.PHONY: help venv deps run test test-unit acceptance fuzz faults bench openapi rebuild-analytics clean
 
 help:
 	@echo "make run         start the whole system (local processes); Ctrl-C stops it"
@@ -14,6 +14,7 @@ help:
 	@echo "make fuzz        schemathesis over /api/openapi.json against a fresh stack (bin/fuzz.py)"
 	@echo "make faults      the fault suite: kills, outages, redeliveries under load (docs/faults.md)"
 	@echo "make bench       benchmarks (bench/)"
+	@echo "make openapi     write docs/openapi.json, the document the gateway serves"
 	@echo "make rebuild-analytics  recompute the dashboard aggregates from the leads service's data"
 
 $(STAMP): requirements.lock
@@ -51,6 +52,10 @@ bench: deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
 	  || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
+
+# The OpenAPI document as the gateway serves it (a test keeps the file true).
+openapi: venv
+	cd services/gateway && PYTHONPATH=../../libs ../../$(BIN)/python -m gateway.openapi ../../docs/openapi.json
 
 # The leads service must be running (make run); the analytics service may be.
 rebuild-analytics: deps

@@ -4,6 +4,7 @@ validate them (nothing about a route is written twice).
 A responder declares its contract with `@operation(...)`; `Routes` remembers
 what is mounted where, and `document()` walks both.
 """
+import json
 import re
 
 from pydantic import BaseModel, TypeAdapter
@@ -182,3 +183,41 @@ def document(routes, title="Sociovia CRM API", version="1.0.0"):
         },
         "security": [{"bearer": []}, {"apiKey": []}],
     }
+
+
+def served_document():
+    """The document the gateway serves at /api/openapi.json, as built by the
+    app itself (no broker, database or key is touched to build it)."""
+    from falcon import testing
+
+    from crm_common.config import Settings
+    from gateway.app import create_app
+
+    app = create_app(Settings.from_env(), client=None, keys=None, streams=object())
+    result = testing.TestClient(app).simulate_get("/api/openapi.json")
+    if result.status_code != 200:
+        raise RuntimeError("GET /api/openapi.json answered %s" % result.status)
+    return result.json
+
+
+def dumps(doc):
+    """The committed file's form: sorted keys, two-space indent, a final newline."""
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv=None):
+    """`python -m gateway.openapi PATH`: write the served document to PATH
+    (`make openapi` writes docs/openapi.json)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m gateway.openapi PATH", file=sys.stderr)
+        return 2
+    with open(argv[0], "w", encoding="utf-8") as f:
+        f.write(dumps(served_document()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
