@@ -31,6 +31,8 @@ class Settings:
     meta_ad_account_id: str = None
     meta_sync_interval: int = 900
     meta_app_secret: str = None
+    # While rotating the app secret: the old one, still taken for signatures.
+    meta_app_secret_previous: str = None
     meta_verify_token: str = None
 
     @classmethod
@@ -52,6 +54,7 @@ class Settings:
             meta_ad_account_id=_env("META_AD_ACCOUNT_ID"),
             meta_sync_interval=int(_env("META_SYNC_INTERVAL", cls.meta_sync_interval)),
             meta_app_secret=_env("META_APP_SECRET"),
+            meta_app_secret_previous=_env("META_APP_SECRET_PREVIOUS"),
             meta_verify_token=_env("META_VERIFY_TOKEN"),
         )
 

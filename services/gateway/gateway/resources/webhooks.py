@@ -65,6 +65,10 @@ class MetaWebhook:
     def __init__(self, settings, client, timeout):
         self.verify_token = settings.meta_verify_token
         self.app_secret = settings.meta_app_secret
+        # During a rotation (docs/lead-ads.md) a delivery signed with the
+        # previous secret is still genuine.
+        self.secrets = tuple(s for s in (settings.meta_app_secret,
+                                         settings.meta_app_secret_previous) if s)
         self.client = client
         self.timeout = timeout
 
@@ -93,7 +97,9 @@ class MetaWebhook:
             # Unverifiable: refuse so that Meta keeps the delivery and retries.
             log.error("META_APP_SECRET is not set: webhook deliveries cannot be verified")
             raise unavailable("The webhook is not configured; try again later.")
-        if not signature_matches(self.app_secret, raw, req.get_header(SIGNATURE_HEADER)):
+        header = req.get_header(SIGNATURE_HEADER)
+        # a list, not a generator: every secret is tried, whichever matches
+        if not any([signature_matches(secret, raw, header) for secret in self.secrets]):
             raise forbidden("The X-Hub-Signature-256 signature is missing or does not match.")
         delivery = parse_json(raw)
         if not isinstance(delivery, dict):

@@ -188,3 +188,26 @@ def test_the_webhook_is_in_the_openapi_document_as_public(anon):
     assert ops["get"]["security"] == [] and ops["post"]["security"] == []
     assert "text/plain" in ops["get"]["responses"]["200"]["content"]
     assert "403" in ops["post"]["responses"]
+
+
+# ---- rotating the app secret ----------------------------------------------------
+
+def test_while_rotating_the_previous_secret_still_signs(settings, rpc, keys):
+    """META_APP_SECRET is the new secret, META_APP_SECRET_PREVIOUS the old one
+    (deliveries Meta signed before the reset, and its retries of them)."""
+    app = create_app(settings.__class__(**{**settings.__dict__, "meta_app_secret": "new-secret",
+                                           "meta_app_secret_previous": SECRET}), rpc, keys)
+    client = testing.TestClient(app)
+    raw = json.dumps(delivery(leadgen("777"))).encode()
+    assert post(client, raw, signature=sign(raw, "new-secret")).status_code == 200
+    assert post(client, raw, signature=sign(raw, SECRET)).status_code == 200
+    assert post(client, raw, signature=sign(raw, "never-a-secret")).status_code == 403
+    assert len(rpc.dispatched) == 2
+
+
+def test_once_the_rotation_ends_the_old_secret_is_refused(settings, rpc, keys):
+    app = create_app(settings.__class__(**{**settings.__dict__, "meta_app_secret": "new-secret",
+                                           "meta_app_secret_previous": None}), rpc, keys)
+    raw = json.dumps(delivery(leadgen("778"))).encode()
+    assert post(testing.TestClient(app), raw, signature=sign(raw, SECRET)).status_code == 403
+    assert rpc.dispatched == []
