@@ -49,7 +49,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from crm_common.config import with_database  # noqa: E402
-from crm_common.testing import RunningStack, drop_databases  # noqa: E402
+from crm_common.testing import drop_databases  # noqa: E402
 
 PREFIX = "crm_benchdash"
 RESULTS = rp.RESULTS
@@ -381,14 +381,9 @@ def print_table(rows, small, large, plain_over):
     lines.append(("plain/analytics SQL at %d" % large["leads"], "-", rp.fmt(plain_over, "%.1f"),
                   "-", ">= %.0fx" % AIM_PLAIN_OVER_ANALYTICS,
                   "ok" if plain_over and plain_over >= AIM_PLAIN_OVER_ANALYTICS else "MISSED"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\nGET /api/dashboard/stats (%d-day range) through the gateway, and the SQL behind it "
-          "(in-process, psycopg2, no HTTP) vs a plain aggregate over `leads`" % RANGE_DAYS)
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, 4, 5) else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    rp.print_aligned("GET /api/dashboard/stats (%d-day range) through the gateway, and the SQL "
+                     "behind it (in-process, psycopg2, no HTTP) vs a plain aggregate over `leads`"
+                     % RANGE_DAYS, lines, right=(1, 2, 3))
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -422,12 +417,7 @@ def main(argv=None):
            "analytics_url": with_database(server_url, "%s_analytics" % PREFIX)}
     try:
         drop_databases(server_url, PREFIX)
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, rp.ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = rp.start_stack(env, stack_log)
         ctx["stack"] = stack
         wait_for_table(ctx["leads_dsn"], "leads")
         wait_for_table(ctx["analytics_dsn"], "daily_leads")
@@ -491,12 +481,8 @@ def main(argv=None):
         print("[bench] FAILED: %s" % exc, file=sys.stderr, flush=True)
         return 1
     finally:
-        for step in (lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
-                     lambda: rp.drop_vhost(vhost, PREFIX)):
-            try:
-                step()
-            except Exception as exc:
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+        rp.clean_up((lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
+                     lambda: rp.drop_vhost(vhost, PREFIX)))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import psycopg2  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from crm_common.config import Settings, with_database  # noqa: E402
+from crm_common.config import Settings  # noqa: E402
 from crm_common.migrations import prepare  # noqa: E402
 from crm_common.testing import drop_databases  # noqa: E402
 
@@ -594,15 +594,9 @@ def print_table(results, rows):
             lines.append((row["what"], fmt(row["baseline_ms"], "%.2f"), fmt(row["ours_ms"], "%.2f"),
                           fmt(row["ratio"], "%.3f"), row["aim"], row["verdict"],
                           ", ".join(row["indexes"]) or "-"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\nList queries at %d rows: EXPLAIN ANALYZE of the services' own SQL (page of %d, and "
-          "the X-Total-Count COUNT), as planned vs a forced sequential scan (baseline)"
-          % (rows, PAGE))
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, 4, 5, 6) else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    rp.print_aligned("List queries at %d rows: EXPLAIN ANALYZE of the services' own SQL (page of "
+                     "%d, and the X-Total-Count COUNT), as planned vs a forced sequential scan "
+                     "(baseline)" % (rows, PAGE), lines, right=(1, 2, 3))
     notes = [row for result in results for row in result["cases"] if row["verdict"] != "uses index"]
     if notes:
         print("\nNot on an index (seq scan: the tables read sequentially, and the best plan with "

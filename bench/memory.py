@@ -41,7 +41,7 @@ from read_path import BenchError, fmt, say  # noqa: E402
 
 sys.path.insert(0, os.path.join(rp.ROOT, "services", "gateway"))
 
-from crm_common.testing import RunningStack, drop_databases, free_port, queue_depth  # noqa: E402
+from crm_common.testing import drop_databases, free_port, queue_depth  # noqa: E402
 from gateway.rpc import RpcClient  # noqa: E402  (the gateway's own client, for the baseline load)
 
 PREFIX = "crm_benchmem"
@@ -265,15 +265,10 @@ def print_table(rows):
     head = ("what", "baseline", "ours", "ratio", "aim", "verdict")
     lines = [head] + [(r["what"], fmt(r["baseline_mib"]), fmt(r["ours_mib"]),
                        fmt(r["ratio"], "%.2f"), r["aim"], r["verdict"]) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\nVmRSS in MiB, largest sample (every %.1f s); baseline: a bare nameko service "
-          "(one rpc method), a hello-world Falcon app under gunicorn (the gateway's settings); "
-          "ratio = ours/baseline" % SAMPLE_SECONDS)
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, 4, 5) else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    rp.print_aligned("VmRSS in MiB, largest sample (every %.1f s); baseline: a bare nameko "
+                     "service (one rpc method), a hello-world Falcon app under gunicorn (the "
+                     "gateway's settings); ratio = ours/baseline" % SAMPLE_SECONDS,
+                     lines, right=(1, 2, 3))
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -354,12 +349,7 @@ def main(argv=None):
             rp.stop_process(proc)
 
         # Then the stack.
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, rp.ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = rp.start_stack(env, stack_log)
 
         def groups():
             return stack_groups(stack.proc.pid, parents())
@@ -426,17 +416,13 @@ def main(argv=None):
         print("[bench] FAILED: %s" % exc, file=sys.stderr, flush=True)
         return 1
     finally:
-        for step in (stop_callers.set, lambda: client and client.close(),
+        rp.clean_up((stop_callers.set, lambda: client and client.close(),
                      lambda: rp.stop_process(hello_app), lambda: rp.stop_process(hello_service),
                      lambda: baseline_log and baseline_log.close(),
                      lambda: stack and stack.stop(),
                      lambda: drop_databases(server_url, PREFIX),
                      lambda: rp.drop_vhost(vhost, PREFIX),
-                     lambda: workdir and shutil.rmtree(workdir, ignore_errors=True)):
-            try:
-                step()
-            except Exception as exc:       # report and go on cleaning up
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+                     lambda: workdir and shutil.rmtree(workdir, ignore_errors=True)))
 
 
 if __name__ == "__main__":

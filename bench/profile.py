@@ -31,10 +31,8 @@ sys.path.insert(0, BENCH)
 
 import memory  # noqa: E402
 import read_path  # noqa: E402
-from read_path import (RESULTS, ROOT, BenchError, bench_setup, drop_databases, drop_vhost,  # noqa: E402
-                       say, seed, with_database)
-
-from crm_common.testing import RunningStack  # noqa: E402
+from read_path import (RESULTS, ROOT, BenchError, bench_setup, drop_databases,  # noqa: E402
+                       drop_vhost, say, seed, with_database)
 
 PREFIX = "crm_benchprof"
 PROFILES = os.path.join(RESULTS, "profiles")
@@ -212,12 +210,7 @@ def main(argv=None):
     stack, ids_file = None, None
     try:
         drop_databases(server_url, PREFIX)
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = read_path.start_stack(env, stack_log)
         some_id = seed(with_database(server_url, "%s_leads" % PREFIX), args.leads)
         if args.route == "patch":
             import sqlalchemy as sa
@@ -289,13 +282,10 @@ def main(argv=None):
         print("[bench] FAILED: %s" % exc, file=sys.stderr, flush=True)
         return 1
     finally:
-        for step in (lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
-                     lambda: drop_vhost(vhost, PREFIX),
-                     lambda: ids_file and os.unlink(ids_file)):
-            try:
-                step()
-            except Exception as exc:
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+        read_path.clean_up((lambda: stack and stack.stop(),
+                            lambda: drop_databases(server_url, PREFIX),
+                            lambda: drop_vhost(vhost, PREFIX),
+                            lambda: ids_file and os.unlink(ids_file)))
 
 
 if __name__ == "__main__":

@@ -180,6 +180,39 @@ def stop_process(proc, timeout=20):
         proc.wait()
 
 
+def start_stack(env, stack_log):
+    """A fresh stack (bin/stack.py) with `env`, its log in `stack_log`;
+    BenchError when it does not become healthy."""
+    say("starting the stack (log: %s)" % os.path.relpath(stack_log, ROOT))
+    stack = RunningStack(env, sys.executable, log_path=stack_log)
+    try:
+        return stack.start()
+    except RuntimeError as exc:
+        raise BenchError("the stack did not start: %s" % exc)
+
+
+def clean_up(steps):
+    """Each step in turn, so that one failure does not leave the rest behind
+    (a failure is reported, and the next step runs)."""
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+
+
+def print_aligned(title, lines, right):
+    """`lines` (the header first) as columns under `title`: the columns whose
+    index is in `right` aligned right, the others left, a rule under the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    print("\n" + title)
+    for n, line in enumerate(lines):
+        print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 # -- HTTP and wrk ----------------------------------------------------------------------
 def http_get(url, key=None):
     headers = {"Authorization": "Bearer %s" % key} if key else {}
@@ -297,15 +330,9 @@ def print_table(rows):
         lines.append((row["what"], fmt(b["rps"]), fmt(o["rps"]), fmt(row["ratio"], "%.3f"),
                       fmt(b["p50_ms"], "%.2f"), fmt(o["p50_ms"], "%.2f"), fmt(b["p99_ms"], "%.2f"),
                       fmt(o["p99_ms"], "%.2f"), AIM, verdict(row), ", ".join(row["flags"]) or "ok"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\nGET through the gateway (ours) vs direct Falcon+SQLAlchemy (baseline); "
-          "latencies in ms; ratio = ours/baseline req/s")
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, len(head) - 3, len(head) - 2, len(head) - 1)
-                        else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_aligned("GET through the gateway (ours) vs direct Falcon+SQLAlchemy (baseline); "
+                  "latencies in ms; ratio = ours/baseline req/s",
+                  lines, right=range(1, len(head) - 3))
 
 
 def flags_of(measurements):
@@ -342,12 +369,7 @@ def main(argv=None):
     stack = direct = direct_log = None
     try:
         drop_databases(server_url, PREFIX)
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = start_stack(env, stack_log)
 
         started = time.time()
         some_id = seed(with_database(server_url, "%s_leads" % PREFIX), args.leads)
@@ -416,13 +438,9 @@ def main(argv=None):
         return 1
     finally:
         # Each step on its own, so one failure does not leave the rest behind.
-        for step in (lambda: stop_process(direct), lambda: direct_log and direct_log.close(),
-                     lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
-                     lambda: drop_vhost(vhost)):
-            try:
-                step()
-            except Exception as exc:       # report and go on cleaning up
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+        clean_up((lambda: stop_process(direct), lambda: direct_log and direct_log.close(),
+                  lambda: stack and stack.stop(), lambda: drop_databases(server_url, PREFIX),
+                  lambda: drop_vhost(vhost)))
 
 
 def bench_setup(prefix):

@@ -58,7 +58,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from crm_common.config import with_database  # noqa: E402
 from crm_common.fake_graph import FakeGraph  # noqa: E402
-from crm_common.testing import RunningStack, drop_databases, free_port, queue_depth  # noqa: E402
+from crm_common.testing import drop_databases, free_port, queue_depth  # noqa: E402
 
 PREFIX = "crm_benchhook"
 RESULTS = rp.RESULTS
@@ -438,13 +438,7 @@ def print_table(rows, title):
     head = ("what", "baseline", "ours", "ratio", "aim", "verdict")
     lines = [head] + [(r["what"], r["baseline"], r["ours"], fmt(r["ratio"], "%.3f"), r["aim"],
                        r["verdict"]) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\n" + title)
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i in (0, 4, 5) else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    rp.print_aligned(title, lines, right=(1, 2, 3))
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -491,12 +485,7 @@ def main(argv=None):
             % (args.ids, graph.url))
 
         drop_databases(server_url, PREFIX)
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, rp.ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = rp.start_stack(env, stack_log)
 
         baseline_port = free_port()
         baseline_env = dict(env, PYTHONPATH=os.pathsep.join(
@@ -593,17 +582,13 @@ def main(argv=None):
         print("[bench] FAILED: %s" % exc, file=sys.stderr, flush=True)
         return 1
     finally:
-        for step in (lambda: during and (during.finished.set(), during.abandoned.set()),
+        rp.clean_up((lambda: during and (during.finished.set(), during.abandoned.set()),
                      lambda: rp.stop_process(baseline),
                      lambda: baseline_log and baseline_log.close(),
                      lambda: stack and stack.stop(), lambda: graph and graph.stop(),
                      lambda: drop_databases(server_url, PREFIX),
                      lambda: rp.drop_vhost(vhost, PREFIX),
-                     lambda: workdir and shutil.rmtree(workdir, ignore_errors=True)):
-            try:
-                step()
-            except Exception as exc:       # report and go on cleaning up
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+                     lambda: workdir and shutil.rmtree(workdir, ignore_errors=True)))
 
 
 if __name__ == "__main__":

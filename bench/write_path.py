@@ -46,7 +46,7 @@ import sqlalchemy as sa  # noqa: E402
 from kombu import Connection  # noqa: E402
 
 from crm_common.config import with_database  # noqa: E402
-from crm_common.testing import RunningStack, drop_databases, free_port, vhost_queues  # noqa: E402
+from crm_common.testing import drop_databases, free_port, vhost_queues  # noqa: E402
 
 PREFIX = "crm_benchwrite"
 RESULTS = rp.RESULTS
@@ -574,15 +574,10 @@ def print_table(rows):
     lines = [head] + [(r["what"], show(r["baseline"], r["unit"]), show(r["ours"], r["unit"]),
                        fmt(r["ratio"], "%.3f"), r["aim"] or "-", r["verdict"] or "-",
                        "; ".join(r["flags"]) or "ok") for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("\nWrites through the gateway (ours) vs direct Falcon+SQLAlchemy on the leads "
-          "database (baseline);\nlatencies and lags in ms; ratio = ours/baseline; lags are "
-          "from the write's answer to the dashboard showing it")
-    for n, line in enumerate(lines):
-        print("  ".join(cell.rjust(w) if i in (1, 2, 3) else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    rp.print_aligned("Writes through the gateway (ours) vs direct Falcon+SQLAlchemy on the leads "
+                     "database (baseline);\nlatencies and lags in ms; ratio = ours/baseline; "
+                     "lags are from the write's answer to the dashboard showing it",
+                     lines, right=(1, 2, 3))
 
 
 def json_safe(rows):
@@ -630,12 +625,7 @@ def main(argv=None):
            "db": LeadsDatabase(with_database(server_url, "%s_leads" % PREFIX))}
     try:
         drop_databases(server_url, PREFIX)
-        say("starting the stack (log: %s)" % os.path.relpath(stack_log, rp.ROOT))
-        stack = RunningStack(env, sys.executable, log_path=stack_log)
-        try:
-            stack.start()
-        except RuntimeError as exc:
-            raise BenchError("the stack did not start: %s" % exc)
+        stack = rp.start_stack(env, stack_log)
         ctx["stack"] = stack
         ctx["pool_file"] = ctx["db"].make_pool(args.pool)
         ctx["queues"], parking = event_queues(vhost)
@@ -710,18 +700,14 @@ def main(argv=None):
         return 1
     finally:
         # Each step on its own, so one failure does not leave the rest behind.
-        for step in ([lambda run=run: run.kill() for run in ctx["running"]] +
+        rp.clean_up(([lambda run=run: run.kill() for run in ctx["running"]] +
                      [lambda: rp.stop_process(ctx["direct"]),
                       lambda: ctx["direct_log"] and ctx["direct_log"].close(),
                       lambda: stack and stack.stop(),
                       lambda: ctx["db"].close(), lambda: drop_databases(server_url, PREFIX),
                       lambda: rp.drop_vhost(vhost, PREFIX),
                       lambda: os.path.exists(ctx.get("pool_file") or "")
-                      and os.remove(ctx["pool_file"])]):
-            try:
-                step()
-            except Exception as exc:       # report and go on cleaning up
-                print("[bench] cleanup: %r" % exc, file=sys.stderr, flush=True)
+                      and os.remove(ctx["pool_file"])]))
 
 
 def preflight(ctx):
