@@ -58,30 +58,32 @@ def py_spy():
 
 
 def cpu_seconds(pid):
-    """utime + stime of `pid` so far, in seconds."""
+    """CPU seconds `pid` has used so far (0 when it is gone)."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
+        return read_path.process_cpu(pid)[1]
+    except (OSError, ValueError, IndexError):
         return 0.0
 
 
 def machine_cpu():
-    """{command name: CPU seconds so far} summed over every process, and the
-    machine's busy CPU seconds (from /proc/stat)."""
-    by_name = collections.Counter()
+    """{pid: (command name, CPU seconds so far)} of every process, and the
+    machine's busy CPU seconds."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open("/proc/%s/comm" % pid) as f:
-                name = f.read().strip()
-        except OSError:
+            found[pid] = read_path.process_cpu(pid)
+        except (OSError, ValueError, IndexError):
             continue
-        by_name[name] += cpu_seconds(int(pid))
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    return by_name, busy
+    return found, read_path.machine_busy()
+
+
+def cpu_by_command(before, after, elapsed):
+    """Cores each command used between two machine_cpu() samples: per process
+    (a kernel worker renames itself as it goes), then summed by its name."""
+    used = collections.Counter()
+    for pid, (name, seconds) in after.items():
+        used[name] += (seconds - before.get(pid, (name, 0.0))[1]) / elapsed
+    return used
 
 
 def processes(stack):
@@ -255,8 +257,7 @@ def main(argv=None):
         print("\nthe machine: %.2f of %d cores busy, %.2f ms CPU per request; by command "
               "(py-spy's own included):" % ((busy_after - busy_before) / elapsed, os.cpu_count(),
                                             1000.0 * (busy_after - busy_before) / elapsed / rps))
-        used = collections.Counter({name: (machine_after[name] - machine_before.get(name, 0))
-                                    / elapsed for name in machine_after})
+        used = cpu_by_command(machine_before, machine_after, elapsed)
         for name, cores in used.most_common(8):
             if cores >= 0.01:
                 print("  %-16s %.2f cores  %.2f ms/request" % (name, cores, 1000.0 * cores / rps))

@@ -180,6 +180,28 @@ def stop_process(proc, timeout=20):
         proc.wait()
 
 
+# -- CPU accounting ---------------------------------------------------------------------
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid):
+    """(command name, CPU seconds used so far: utime + stime) of `pid`, from
+    /proc/<pid>/stat; OSError when it is gone."""
+    with open("/proc/%s/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (stat[stat.index("(") + 1:stat.rindex(")")],
+            (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+
+
+def machine_busy():
+    """CPU seconds the machine's cores have been busy (not idle, not waiting
+    for I/O) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / CLOCK_TICKS
+
+
 def start_stack(env, stack_log):
     """A fresh stack (bin/stack.py) with `env`, its log in `stack_log`;
     BenchError when it does not become healthy."""

@@ -204,14 +204,10 @@ def cpu_snapshot():
     roles = [(b"%s.service" % s.encode(), s) for s in
              ("leads", "contacts", "tasks", "campaigns", "analytics")]
     roles += [(b"gunicorn.conf.py", "gateway"), (b"direct_app:app", "baseline")]
-    ticks = {}
+    used = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open("/proc/%s/stat" % pid) as f:
-                stat = f.read()
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2:].split()
-            used = int(fields[11]) + int(fields[12])         # utime + stime
+            comm, seconds = rp.process_cpu(pid)
             role = {"postgres": "postgres", "beam.smp": "rabbitmq", "wrk": "wrk"}.get(comm)
             if role is None:
                 with open("/proc/%s/environ" % pid, "rb") as f:
@@ -222,22 +218,20 @@ def cpu_snapshot():
                 role = next((r for needle, r in roles if needle in cmdline), "other")
         except (OSError, ValueError, IndexError):
             continue
-        ticks[pid] = (role, used)
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    return {"at": time.time(), "ticks": ticks, "busy": sum(cpu) - cpu[3] - cpu[4]}
+        used[pid] = (role, seconds)
+    return {"at": time.time(), "seconds": used, "busy": rp.machine_busy()}
 
 
 def cpu_cores(before, after):
     """Cores used on average between two snapshots, by part."""
-    hz, seconds = os.sysconf("SC_CLK_TCK"), after["at"] - before["at"]
+    elapsed = after["at"] - before["at"]
     used = {}
-    for pid, (role, ticks) in after["ticks"].items():
-        start = before["ticks"].get(pid, (role, 0))[1]
-        used[role] = used.get(role, 0) + ticks - start
-    cores = {role: round(t / hz / seconds, 2) for role, t in sorted(used.items())
-             if t / hz / seconds >= 0.005}
-    busy = (after["busy"] - before["busy"]) / hz / seconds
+    for pid, (role, seconds) in after["seconds"].items():
+        start = before["seconds"].get(pid, (role, 0))[1]
+        used[role] = used.get(role, 0) + seconds - start
+    cores = {role: round(s / elapsed, 2) for role, s in sorted(used.items())
+             if s / elapsed >= 0.005}
+    busy = (after["busy"] - before["busy"]) / elapsed
     # wrk has exited by the second snapshot: it is most of the rest.
     cores["rest (wrk...)"] = round(max(0.0, busy - sum(cores.values())), 2)
     cores["machine busy"] = round(busy, 2)
