@@ -6,7 +6,9 @@ own commands, or docker compose where an engine runs, else saying what to do),
 starts every nameko service and the gateway, restarts any process that exits
 (a nameko 2.14 service exits when the broker drops while it replies), prints
 the URL and the API key once the gateway is healthy, and stops everything on
-Ctrl-C or SIGTERM.
+Ctrl-C or SIGTERM. Each service process serves its Prometheus metrics on
+its own port (CRM_METRICS_BASE_PORT, 9100: leads 9101 ... analytics 9105,
+10 more per further instance; 0: none), the gateway at /metrics.
 
     python bin/stack.py [--instances leads=2] [--no-restart]
 """
@@ -24,7 +26,10 @@ from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICES = ("leads", "contacts", "tasks", "campaigns", "analytics")
-STOP_GRACE = 15.0
+# How long the processes get to stop on SIGTERM before they are killed:
+# longer than their own bound (CRM_SHUTDOWN_TIMEOUT, 20 s, + 5 s).
+STOP_GRACE = 30.0
+DEFAULT_METRICS_BASE_PORT = 9100
 
 
 def python_path():
@@ -201,14 +206,26 @@ def bin_path(name):
     return here if os.path.exists(here) else name
 
 
+def metrics_port(base, service, instance):
+    """Where a service process serves /metrics: CRM_METRICS_BASE_PORT + 1,
+    2, ... for the first instance of leads, contacts, ... and 10 more for
+    each further instance (leads: 9101, 9111, ...); none when the base is 0."""
+    if not base:
+        return 0
+    return base + 1 + SERVICES.index(service) + 10 * instance
+
+
 def build(instances, env, restart):
     procs = []
+    base = int(env.get("CRM_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT)
     for service in SERVICES:
         for n in range(instances.get(service, 1)):
             label = service if instances.get(service, 1) == 1 else "%s.%d" % (service, n + 1)
-            procs.append(Supervised(label, [bin_path("nameko"), "run", "--config", "config.yml",
-                                            "%s.service" % service],
-                                    os.path.join(ROOT, "services", service), env, restart))
+            own_env = dict(env, CRM_METRICS_PORT=str(metrics_port(base, service, n)))
+            # as run.sh does: nameko run, with a bounded graceful stop
+            procs.append(Supervised(label, [sys.executable, "-m", "crm_common.serve",
+                                            "--config", "config.yml", "%s.service" % service],
+                                    os.path.join(ROOT, "services", service), own_env, restart))
     procs.append(Supervised("gateway", [bin_path("gunicorn"), "-c", "gunicorn.conf.py",
                                         "gateway.wsgi:app"],
                             os.path.join(ROOT, "services", "gateway"), env, restart))
@@ -283,6 +300,9 @@ def main():
                              "the one printed by the gateway on its first start "
                              "(set CRM_API_KEY to choose it; rotate with "
                              "POST /api/settings/regenerate-key)"))
+        base = int(env.get("CRM_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT)
+        say("metrics: http://127.0.0.1:%d/metrics (gateway)%s" % (port, "".join(
+            ", :%d (%s)" % (metrics_port(base, s, 0), s) for s in SERVICES) if base else ""))
         say("Ctrl-C stops everything")
     elif not stopping.is_set():
         say("the gateway is not healthy after %.0f s; still trying (see the logs above)"

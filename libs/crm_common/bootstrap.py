@@ -25,6 +25,7 @@ import sys
 from nameko.containers import ServiceContainer
 from nameko.events import BROADCAST, EventHandler
 
+from crm_common import logs
 from crm_common.amqp import connect
 from crm_common.reliable_events import ReliableEventHandler
 
@@ -126,15 +127,15 @@ def main(argv=None):
     parser.add_argument("--service", action="append", metavar="MODULE",
                         help="a module of service classes (default: every stack service)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[bootstrap] %(message)s")
+    logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))
     if args.service:
         _ensure_service_paths()
         classes = [c for m in args.service for c in service_classes(importlib.import_module(m))]
     else:
         classes = stack_service_classes()
     names = declare(classes, args.amqp_uri)
-    print("[bootstrap] %d queue(s) declared for %d service(s)" % (len(names), len(classes)),
-          flush=True)
+    log.info("%d queue(s) declared for %d service(s)", len(names), len(classes),
+             extra={"service": "bootstrap"})
     return 0
 
 

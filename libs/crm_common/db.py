@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import sessionmaker
 
-from crm_common import idempotency
+from crm_common import idempotency, telemetry
 from crm_common.config import Settings
 from crm_common.errors import Unavailable
 from crm_common.events import envelope
 from crm_common.migrations import prepare
-from crm_common.outbox import OUTBOX, OutboxRelay, outbox_row
+from crm_common.outbox import OUTBOX, OutboxRelay, backlog_metrics, outbox_row
 from crm_common.pool import pooled_engine
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ UNAVAILABLE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.Tim
 # Connections beyond the pool's size, for the relay and pruner threads and a
 # worker that needs a second one.
 OVERFLOW = 5
+# As the service stops, how long the relay may spend publishing what the last
+# workers committed (what is left goes out at the next start).
+FINAL_DRAIN = 5.0
 
 
 def make_psycopg_cooperative():
@@ -186,6 +189,9 @@ class Database(DependencyProvider):
         self.relay = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._relay_done = threading.Event()
+        self._relay_done.set()
+        self._killing = False
 
     def settings(self):
         """Environment settings; a container's config may override them (tests)."""
@@ -209,16 +215,23 @@ class Database(DependencyProvider):
         self.read_session_factory = sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
         self.relay = OutboxRelay(self.engine, settings.amqp_uri, self.container.service_name)
+        name = self.container.service_name
+        telemetry.add_source((name, "outbox"), lambda: backlog_metrics(self.engine, name))
 
     def start(self):
         self._stopped.clear()
+        self._killing = False
         if self.relay_enabled:
+            self._relay_done.clear()
             self.container.spawn_managed_thread(self._run_relay)
         if self.idempotency_keys:
             self.container.spawn_managed_thread(self._prune_idempotency_keys)
 
     def _run_relay(self):
-        self.relay.run(self._wake, self._stopped)
+        try:
+            self.relay.run(self._wake, self._stopped, final_drain=FINAL_DRAIN)
+        finally:
+            self._relay_done.set()
 
     def _prune_idempotency_keys(self):
         idempotency.run_pruner(self.engine, self._stopped)
@@ -227,14 +240,26 @@ class Database(DependencyProvider):
         self._wake.set()
 
     def stop(self):
+        """nameko stops dependencies once the workers have finished: the relay
+        publishes what they committed (FINAL_DRAIN s at most, unless killed),
+        then the pool closes."""
+        telemetry.remove_source((self.container.service_name, "outbox"))
         self._stopped.set()
         self._wake.set()
+        if not self._killing and not self._relay_done.wait(FINAL_DRAIN + 1.0):
+            log.warning("outbox relay still busy after %.0f s; stopping without it", FINAL_DRAIN)
         if self.engine is not None:
             self.engine.dispose()
 
     def kill(self):
+        # No waiting for the relay: the container kills its thread, and the
+        # rows it had not published stay in the outbox for the next start.
+        self._killing = True
         self.stop()
 
     def get_dependency(self, worker_ctx):
-        headers = {"nameko.call_id_stack": worker_ctx.call_id_stack}
+        # what the events a worker raises carry: nameko's call-id stack and
+        # the correlation id (crm_common.telemetry), as nameko's dispatcher would
+        headers = {"nameko.call_id_stack": worker_ctx.call_id_stack,
+                   "nameko." + telemetry.CONTEXT_KEY: telemetry.worker_correlation_id(worker_ctx)}
         return Store(self, headers, worker_ctx.data.get(idempotency.CONTEXT_KEY))

@@ -22,6 +22,7 @@ from kombu import Exchange
 from kombu.serialization import dumps
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_common import telemetry
 from crm_common.amqp import connect
 from crm_common.events import events_exchange_name
 
@@ -114,6 +115,8 @@ class OutboxRelay:
         self.amqp_uri = amqp_uri
         self.exchange = Exchange(events_exchange_name(service_name), type="topic", durable=True,
                                  auto_delete=False)
+        self.published = telemetry.OUTBOX_PUBLISHED.labels(service_name)
+        self.failures = telemetry.OUTBOX_FAILURES.labels(service_name)
         self.batch_size = batch_size
         self.connect_timeout = connect_timeout
         self.confirm_timeout = confirm_timeout
@@ -193,9 +196,11 @@ class OutboxRelay:
             try:
                 self._publish_confirmed(rows)
             except Exception:
+                self.failures.inc()
                 self._drop_connection()
                 raise
             conn.execute(sa.delete(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows])))
+        self.published.inc(len(rows))
         return len(rows)
 
     def drain(self):
@@ -207,9 +212,11 @@ class OutboxRelay:
             if sent < self.batch_size:
                 return total
 
-    def run(self, wake, stopped, idle_wait=1.0, max_backoff=10.0):
+    def run(self, wake, stopped, idle_wait=1.0, max_backoff=10.0, final_drain=0.0):
         """Loop until `stopped` is set: publish after each wake-up (a commit)
-        or every `idle_wait` seconds, backing off while the broker is away."""
+        or every `idle_wait` seconds, backing off while the broker is away.
+        Then, unless the broker was away, publish what is left for at most
+        `final_drain` seconds (see drain_before_stop)."""
         backoff = 0.0
         while not stopped.is_set():
             wake.wait(backoff or idle_wait)
@@ -225,7 +232,51 @@ class OutboxRelay:
                 backoff = min(max_backoff, max(0.5, backoff * 2))
                 log.warning("outbox relay: publish failed (%s: %s); retrying in %.1f s",
                             type(exc).__name__, exc, backoff)
+        if final_drain > 0 and not backoff:
+            self.drain_before_stop(final_drain)
         self.close()
+
+    def drain_before_stop(self, seconds):
+        """One last drain as the service stops, so that the events its last
+        workers committed go out now rather than at the next start: batches
+        until the outbox is empty, for `seconds` at most (confirms included).
+        What is left, or what a failure leaves, stays for the next start."""
+        deadline = time.monotonic() + seconds
+        confirm_timeout, total = self.confirm_timeout, 0
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("outbox relay: %d event(s) published in the %.0f s before "
+                                "stopping; the rest goes out at the next start", total, seconds)
+                    return
+                self.confirm_timeout = min(confirm_timeout, remaining)
+                sent = self.publish_pending()
+                total += sent
+                if sent < self.batch_size:
+                    if total:
+                        log.info("outbox relay: %d event(s) published before stopping", total)
+                    return
+        except Exception as exc:
+            log.warning("outbox relay: publishing before stopping failed (%s: %s); the events "
+                        "go out at the next start", type(exc).__name__, exc)
+        finally:
+            self.confirm_timeout = confirm_timeout
+
+
+def backlog_metrics(engine, service_name):
+    """The outbox's backlog (rows committed, not yet published) and the age of
+    its oldest row, for the service's /metrics."""
+    with engine.connect() as conn:
+        count, oldest = conn.execute(sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.extract("epoch", sa.func.now() - sa.func.min(OUTBOX.c.created_at)),
+                             0)).select_from(OUTBOX)).one()
+    return [telemetry.gauge("crm_outbox_backlog", "Events committed and not yet published.",
+                            ["service"], [([service_name], count)]),
+            telemetry.gauge("crm_outbox_oldest_age_seconds",
+                            "Age of the oldest event not yet published (0: none).",
+                            ["service"], [([service_name], float(oldest))])]
 
 
 def wait_for_empty(engine, timeout=10.0):

@@ -40,6 +40,7 @@ from kombu import Queue
 from nameko.events import BROADCAST, EventHandler, EventHandlerConfigurationError
 from nameko.extensions import ProviderCollector, SharedExtension
 
+from crm_common import telemetry
 from crm_common.amqp import connect
 
 log = logging.getLogger(__name__)
@@ -340,11 +341,13 @@ class ReliableEventHandler(EventHandler):
                 PARKED_AT: dt.datetime.now(dt.timezone.utc).isoformat(),
             })
             target = parked_queue_name(self.queue.name)
+            telemetry.EVENTS_PARKED.labels(self.container.service_name, self.method_name).inc()
             log.error("%s.%s failed %d time(s) (%s: %s): parked in %s", self.container.service_name,
                       self.method_name, attempts, exc_type.__name__, exc, target)
         else:
             delay = self.delay_ms(attempts)
             target = retry_queue_name(self.queue.name, delay)
+            telemetry.EVENTS_RETRIED.labels(self.container.service_name, self.method_name).inc()
             log.warning("%s.%s failed (attempt %d of %d, %s: %s): retrying in %.1f s",
                         self.container.service_name, self.method_name, attempts,
                         self.max_attempts, exc_type.__name__, exc, delay / 1000.0)

@@ -1,5 +1,6 @@
 """Helpers for the project's tests (never imported by running services)."""
 import os
+import random
 import shutil
 import signal
 import socket
@@ -98,6 +99,21 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(size, low=20000, high=32000):
+    """A base port B with B .. B+size-1 all free (below Linux's ephemeral
+    range, which free_port draws from), for a stack's metrics ports."""
+    for _ in range(100):
+        base = random.randrange(low, high - size)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no %d free ports in a row between %d and %d" % (size, low, high))
 
 
 def _native(module):

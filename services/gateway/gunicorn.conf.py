@@ -1,10 +1,27 @@
 """gunicorn settings of the gateway (gthread workers: no eventlet here)."""
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 
 import gunicorn.util
+
+# The workers' metrics are written to files here and summed by whichever
+# worker answers GET /metrics (gateway/metrics.py). Set before any worker
+# imports prometheus_client, which reads it at import. One directory per
+# gateway run, made here and removed on exit, unless one is given (then its
+# files from an earlier run are removed: they would be summed in).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    METRICS_DIR, OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"], False
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for name in os.listdir(METRICS_DIR):
+        if name.endswith(".db"):
+            os.remove(os.path.join(METRICS_DIR, name))
+else:
+    METRICS_DIR, OWN_METRICS_DIR = tempfile.mkdtemp(prefix="crm-gateway-metrics-"), True
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
 from crm_common import logs
 from crm_common.config import Settings
@@ -19,12 +36,28 @@ workers = int(os.environ.get("CRM_GATEWAY_WORKERS", "2"))
 # CRM_SSE_MAX_STREAMS threads for them on top of those for ordinary requests.
 threads = int(os.environ.get("CRM_GATEWAY_THREADS", "16")) + settings.sse_max_streams
 timeout = 60
-graceful_timeout = 20
+# On SIGTERM, how long the workers may take to finish the requests in flight (no
+# new connection is served meanwhile); then they are killed. The same bound as
+# the services' (crm_common.serve); a supervisor's grace must exceed it.
+graceful_timeout = max(1, round(float(os.environ.get("CRM_SHUTDOWN_TIMEOUT") or 20)))
 # Longer than a client or proxy keeps an idle connection (browsers ~60 s, nginx 75 s
 # upstream): otherwise the server may close a connection just as the client
 # reuses it, and the client sees "connection closed without response".
 keepalive = 75
 accesslog = None            # the app logs one JSON line per request
+# gunicorn's own lines (workers booting, signals, timeouts) in the same JSON
+# shape as every other line of the stack; gunicorn merges this dict shallowly
+# into its defaults, so every section is given whole.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "crm_common.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "stream": "ext://sys.stderr"}},
+    "root": {"level": os.environ.get("CRM_LOG_LEVEL", "INFO"), "handlers": ["console"]},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+                "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True}},
+}
 preload_app = False
 # The longest request line gunicorn takes (its default is 4094): a valid
 # query (every text parameter at its documented maxLength, percent-encoded)
@@ -81,6 +114,19 @@ def post_worker_init(worker):
 
     signal.signal(signal.SIGTERM, end_streams_then_exit)
     signal.siginterrupt(signal.SIGTERM, False)      # as gunicorn set it; signal() resets it
+
+
+def child_exit(server, worker):
+    """In the master, once a worker is gone: its live gauges stop counting
+    (its counters and histograms stay in the sums)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
+
+
+def on_exit(server):
+    if OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 def worker_exit(server, worker):

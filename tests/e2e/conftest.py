@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from crm_common.fake_graph import FakeGraph
-from crm_common.testing import RunningStack, delete_vhost, drop_databases, free_port, vhost_uri
+from crm_common.testing import (RunningStack, delete_vhost, drop_databases, free_port,
+                                free_port_block, vhost_uri)
 
 GRAPH_TOKEN = "e2e-graph-token"
 META_APP_SECRET = "e2e-app-secret"
@@ -62,12 +63,16 @@ def stack(amqp_uri, graph):
     prefix = os.environ["CRM_DB_PREFIX"] + "_e2e"
     port = free_port()
     env = dict(os.environ, CRM_DB_PREFIX=prefix, CRM_PORT=str(port), AMQP_URI=amqp_uri,
+               CRM_METRICS_BASE_PORT=str(free_port_block(16)),
                CRM_API_KEY="crm_" + secrets.token_hex(16), CRM_RPC_TIMEOUT="3",
                CRM_PUBLIC_URL="https://crm.example.com", CRM_GATEWAY_WORKERS="2",
                META_GRAPH_URL=graph.url, META_ACCESS_TOKEN=GRAPH_TOKEN,
+               META_AD_ACCOUNT_ID=graph.account,
                META_APP_SECRET=META_APP_SECRET, META_VERIFY_TOKEN=META_VERIFY_TOKEN,
                META_LEAD_RETRY_BACKOFF="0.5", META_LEAD_CLAIM_SECONDS="3")
     log = os.path.join(ROOT, "e2e-stack.log")
+    if os.path.exists(log):         # this run's lines only (tests read them)
+        os.remove(log)
     running = RunningStack(env, sys.executable, log_path=log).start()
     yield running
     running.stop()

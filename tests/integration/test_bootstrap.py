@@ -1,5 +1,6 @@
 """crm_common.bootstrap declares event-handler queues before services start,
 so an event published first is kept, and the services' own declares agree."""
+import json
 import os
 import subprocess
 import sys
@@ -120,7 +121,8 @@ def test_the_bootstrap_command_declares_every_stack_queue(amqp_uri):
     done = subprocess.run([sys.executable, "-m", "crm_common.bootstrap"], capture_output=True,
                           text=True, env=env, cwd="/")
     assert done.returncode == 0, done.stderr
-    assert "queue(s) declared" in done.stdout
+    lines = [json.loads(line) for line in done.stderr.splitlines()]    # JSON, as every process
+    assert any("queue(s) declared" in line["message"] for line in lines)
     assert "evt-leads-lead_deleted--tasks.on_lead_deleted.parked" in vhost_queues(amqp_uri)
 
 

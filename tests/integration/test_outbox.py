@@ -236,3 +236,28 @@ def test_a_batch_whose_connection_breaks_mid_way_stays_whole(engine, amqp_uri, e
     assert pending(engine) == 0
     assert set(seen(tap, markers)) == set(markers)
     relay.close()
+
+
+def test_the_backlog_and_the_published_count_are_in_the_metrics(engine, amqp_uri, event_tap):
+    from crm_common.outbox import backlog_metrics
+    from crm_common.telemetry import OUTBOX_PUBLISHED
+
+    def backlog():
+        families = {f.name: f.samples[0].value for f in backlog_metrics(engine, SOURCE)}
+        return families["crm_outbox_backlog"], families["crm_outbox_oldest_age_seconds"]
+
+    assert backlog() == (0, 0)
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 7)
+    time.sleep(0.05)
+    count, age = backlog()
+    assert count == 7 and age > 0
+    published = OUTBOX_PUBLISHED.labels(SOURCE)._value.get()
+    relay = OutboxRelay(engine, amqp_uri, SOURCE)
+    try:
+        assert relay.publish_pending() == 7
+        seen(tap, markers)
+    finally:
+        relay.close()
+    assert backlog() == (0, 0)
+    assert OUTBOX_PUBLISHED.labels(SOURCE)._value.get() == published + 7

@@ -168,3 +168,27 @@ def test_the_reply_connection_keeps_its_heartbeat_under_steady_load(probe, amqp_
         assert client.reply_connections == 1      # never dropped by the broker
     finally:
         client.close()
+
+
+def test_calls_are_counted_by_outcome_and_timeouts_apart(probe, client):
+    from gateway import metrics
+
+    def count(metric, *labels):
+        return metric.labels(*labels)._value.get()
+
+    before = {outcome: count(metrics.RPC_CALLS, "rpc_probe", method, outcome)
+              for method, outcome in (("echo", "ok"), ("fail", "remote_error"),
+                                      ("slow", "timeout"))}
+    timeouts = count(metrics.RPC_TIMEOUTS, "rpc_probe", "slow")
+    client.call("rpc_probe", "echo", 1)
+    with pytest.raises(RemoteError):
+        client.call("rpc_probe", "fail")
+    with pytest.raises(ServiceUnavailable) as exc:
+        client.call("rpc_probe", "slow", 1.0, "late", timeout=0.2)
+    assert exc.value.timed_out
+    assert count(metrics.RPC_CALLS, "rpc_probe", "echo", "ok") == before["ok"] + 1
+    assert count(metrics.RPC_CALLS, "rpc_probe", "fail", "remote_error") == \
+        before["remote_error"] + 1
+    assert count(metrics.RPC_CALLS, "rpc_probe", "slow", "timeout") == before["timeout"] + 1
+    assert count(metrics.RPC_TIMEOUTS, "rpc_probe", "slow") == timeouts + 1
+    eventlet.sleep(1.0)                                   # the late reply, discarded

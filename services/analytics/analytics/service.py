@@ -5,6 +5,7 @@ import logging
 from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable
 from crm_common.reliable_events import reliable_event_handler
+from crm_common.telemetry import Telemetry
 from analytics import handlers
 from analytics.dependencies import AnalyticsDatabase
 from analytics.exceptions import InvalidQuery
@@ -19,6 +20,7 @@ RETRIES = dict(max_attempts=8, retry_delay=1.0, max_delay=60.0,
 
 class AnalyticsService:
     name = "analytics"
+    telemetry = Telemetry()
 
     db = AnalyticsDatabase()
 

@@ -2,17 +2,61 @@
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 
 from campaigns.graph import GraphClient
+from campaigns.models import SyncState
+from crm_common import telemetry
 from crm_common.config import Settings
 from crm_common.db import Database
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
-def CampaignsDatabase():
-    return Database(ALEMBIC_DIR)
+SYNC_STATUSES = ("running", "ok", "error")
+
+
+def sync_metrics(engine):
+    """The Meta sync's state for /metrics: when the last successful sync
+    finished, and the latest one's status and time (no sample before the
+    first sync)."""
+    state = SyncState.__table__
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(state.c.status, sa.extract("epoch", state.c.at),
+                                     sa.extract("epoch", state.c.last_ok_at))
+                           .where(state.c.id == 1)).first()
+    if row is None:
+        return []
+    status, at, last_ok_at = row
+    families = [
+        telemetry.gauge("crm_meta_sync_last_attempt_timestamp_seconds",
+                        "When the latest Meta sync started or ended (Unix time).", [],
+                        [([], float(at))]),
+        telemetry.gauge("crm_meta_sync_status", "The latest Meta sync's status (1: this one).",
+                        ["status"], [([s], 1.0 if s == status else 0.0) for s in SYNC_STATUSES]),
+    ]
+    if last_ok_at is not None:
+        families.append(telemetry.gauge(
+            "crm_meta_sync_last_success_timestamp_seconds",
+            "When the last successful Meta sync finished (Unix time).", [],
+            [([], float(last_ok_at))]))
+    return families
+
+
+class CampaignsDatabase(Database):
+    """The service's database; its Meta sync state is also a metrics source."""
+
+    def __init__(self, **options):
+        super().__init__(ALEMBIC_DIR, **options)
+
+    def setup(self):
+        super().setup()
+        telemetry.add_source(("campaigns", "meta_sync"), lambda: sync_metrics(self.engine))
+
+    def stop(self):
+        telemetry.remove_source(("campaigns", "meta_sync"))
+        super().stop()
 
 
 class GraphApi(DependencyProvider):

@@ -108,6 +108,8 @@ def get_campaign_detail(tx, campaign_id):
 def record_sync(tx, status, error=None):
     """Note the sync's state (`running`, `ok` or `error`) for the settings."""
     values = {"id": 1, "status": status, "at": utcnow(), "error": error}
+    if status == "ok":
+        values["last_ok_at"] = values["at"]
     tx.session.execute(pg_insert(SyncState).values(**values).on_conflict_do_update(
         index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}))
     tx.commit()

@@ -75,3 +75,4 @@ class SyncState(Base):
     status: Mapped[str] = mapped_column(sa.String(10))
     at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(sa.Text)
+    last_ok_at: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -13,6 +13,7 @@ from campaigns.exceptions import CampaignNotFound, GraphRefused, InvalidCampaign
 from crm_common.config import Settings
 from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable
+from crm_common.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ SYNC_INTERVAL = Settings.from_env().meta_sync_interval
 
 class CampaignsService:
     name = "campaigns"
+    telemetry = Telemetry()
 
     db = CampaignsDatabase()
     graph = GraphApi()

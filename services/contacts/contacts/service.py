@@ -2,6 +2,7 @@
 
 from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
+from crm_common.telemetry import Telemetry
 from contacts import handlers
 from contacts.dependencies import ContactsDatabase
 from contacts.exceptions import ContactNotFound, InvalidContact
@@ -12,6 +13,7 @@ EXPECTED = (ContactNotFound, InvalidContact, Unavailable, ValidationFailed)
 
 class ContactsService:
     name = "contacts"
+    telemetry = Telemetry()
 
     db = ContactsDatabase()
 

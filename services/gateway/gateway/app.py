@@ -5,7 +5,8 @@ import falcon
 from crm_common.idempotency import CONTEXT_KEY as IDEMPOTENCY_CONTEXT_KEY
 from gateway import errors
 from gateway.idempotency import IdempotencyKeys
-from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext
+from gateway.metrics import MetricsEndpoint
+from gateway.middleware import ApiKeyAuth, BodyLimit, Cors, RequestContext, request_context
 from gateway.openapi import Routes
 from gateway.resources.campaigns import CampaignItem, Campaigns, CampaignSync
 from gateway.resources.contacts import ContactHistory, ContactItem, Contacts
@@ -30,7 +31,7 @@ class ServiceCaller:
         self.client = client
 
     def __call__(self, req, service, method, *args, **kwargs):
-        context = {"call_id_stack": ["gateway.http.%s" % req.context.request_id]}
+        context = request_context(req)
         if req.context.get("idempotency_key"):
             context[IDEMPOTENCY_CONTEXT_KEY] = req.context.idempotency_key
         return self.client.call(service, method, *args, context=context, **kwargs)
@@ -47,7 +48,9 @@ def create_app(settings, client, keys, streams=None):
     """`streams` is the process's LeadStreamHub (one is made when not given;
     it connects to the broker only when a stream opens)."""
     streams = streams if streams is not None else LeadStreamHub(settings.amqp_uri)
-    app = falcon.App(middleware=[RequestContext(), Cors(settings.cors_origins), BodyLimit(),
+    router = falcon.routing.CompiledRouter()
+    app = falcon.App(router=router,
+                     middleware=[RequestContext(router), Cors(settings.cors_origins), BodyLimit(),
                                  ApiKeyAuth(keys, query_key_paths={EVENT_STREAM}),
                                  IdempotencyKeys()])
     app.req_options.strip_url_path_trailing_slash = True
@@ -76,5 +79,6 @@ def create_app(settings, client, keys, streams=None):
     routes.add("/api/dashboard/charts/sources", SourcesChart(rpc))
     routes.add(EVENT_STREAM, EventStream(streams, settings.sse_max_streams, settings.sse_heartbeat))
     routes.add("/api/webhooks/meta", MetaWebhook(settings, client, settings.rpc_timeout))
+    app.add_route("/metrics", MetricsEndpoint())      # for Prometheus; not in the API document
     app.add_sink(NotFoundSink(), prefix="/")
     return app

@@ -8,6 +8,8 @@ import uuid
 import falcon
 import sqlalchemy as sa
 
+from crm_common import logs
+from gateway import metrics
 from gateway.errors import JsonError, unavailable
 from gateway.http import MAX_BODY_BYTES, too_large
 
@@ -19,19 +21,47 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 class RequestContext:
     """Gives every request an id (the client's X-Request-ID if sane) that is
-    echoed back and passed on to the services, and logs one line per request."""
+    echoed back and passed on to the services as the correlation id of
+    everything the request causes (crm_common.telemetry); logs one line per
+    request, and counts and times it (gateway/metrics.py)."""
+
+    def __init__(self, router=None):
+        self.router = router
+
+    def route_of(self, req):
+        """The request's route template, also for a request refused before
+        routing (401, 413, preflights): None when no route serves the path."""
+        if req.uri_template or self.router is None:
+            return req.uri_template
+        found = self.router.find(req.path, req)
+        return found[3] if found else None
 
     def process_request(self, req, resp):
         given = req.get_header("X-Request-ID") or ""
         req.context.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         req.context.started = time.monotonic()
+        # every line written while serving it names the request
+        logs.bind(service="gateway", request_id=req.context.request_id,
+                  correlation_id=req.context.request_id)
 
     def process_response(self, req, resp, resource, req_succeeded):
         resp.set_header("X-Request-ID", req.context.request_id)
-        elapsed = (time.monotonic() - req.context.started) * 1000
-        log.info("%s %s %s", req.method, req.path, resp.status[:3], extra={
-            "request_id": req.context.request_id, "route": req.uri_template or req.path,
-            "status": int(resp.status[:3]), "duration_ms": round(elapsed, 1)})
+        elapsed = time.monotonic() - req.context.started
+        status = int(resp.status[:3])
+        route = self.route_of(req)
+        metrics.observe_request(req.method, route, status, elapsed)
+        log.info("%s %s %s", req.method, req.path, status, extra={
+            "method": req.method, "route": route or req.path, "status": status,
+            "duration_ms": round(elapsed * 1000, 1)})
+        logs.unbind()
+
+
+def request_context(req):
+    """The nameko context of a call made for `req`: the request id as the
+    correlation id (crm_common.telemetry), and as the root of nameko's
+    call-id stack."""
+    return {logs.CORRELATION_CONTEXT_KEY: req.context.request_id,
+            "call_id_stack": ["gateway.http.%s" % req.context.request_id]}
 
 
 class BodyLimit:

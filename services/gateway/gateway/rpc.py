@@ -27,6 +27,7 @@ from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError, OperationalError
 
 from crm_common.amqp import connect
+from gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,11 @@ CONNECTION_ERRORS = (OSError, ConnectionError, AmqpConnectionError, OperationalE
 class ServiceUnavailable(Exception):
     """The service (or the broker) did not answer in time: a 503."""
 
-    def __init__(self, service, reason):
+    def __init__(self, service, reason, timed_out=False):
         super().__init__("%s: %s" % (service, reason))
         self.service = service
         self.reason = reason
+        self.timed_out = timed_out
 
 
 class RemoteError(Exception):
@@ -244,6 +246,26 @@ class RpcClient:
 
     # -- the call -------------------------------------------------------------
     def call(self, service, method, *args, timeout=None, context=None, **kwargs):
+        """`method` of `service`'s answer; RemoteError when it answered with
+        an error, ServiceUnavailable when it did not answer in time (counted
+        as a timeout in the metrics) or could not be reached."""
+        started = time.monotonic()
+        outcome = "unavailable"
+        try:
+            result = self._call(service, method, args, kwargs, timeout, context)
+            outcome = "ok"
+            return result
+        except RemoteError:
+            outcome = "remote_error"
+            raise
+        except ServiceUnavailable as exc:
+            if exc.timed_out:
+                outcome = "timeout"
+            raise
+        finally:
+            metrics.observe_call(service, method, outcome, time.monotonic() - started)
+
+    def _call(self, service, method, args, kwargs, timeout, context):
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self.start()
@@ -266,7 +288,7 @@ class RpcClient:
         if call.body is None:
             if call.event.is_set():
                 raise ServiceUnavailable(service, "the broker connection was lost")
-            raise ServiceUnavailable(service, "no answer within %.1f s" % timeout)
+            raise ServiceUnavailable(service, "no answer within %.1f s" % timeout, timed_out=True)
         if call.body.get("error"):
             raise RemoteError(call.body["error"])
         return call.body.get("result")

@@ -9,6 +9,7 @@ from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.graph import GraphError, GraphRefused
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
+from crm_common.telemetry import Telemetry
 from leads import handlers, lead_ads
 from leads.dependencies import LeadAdsGraph, LeadsDatabase, remote_timeout
 from leads.exceptions import DuplicateEmail, InvalidLead, LeadNotFound
@@ -21,6 +22,7 @@ EXPECTED = (LeadNotFound, DuplicateEmail, InvalidLead, Unavailable, ValidationFa
 
 class LeadsService:
     name = "leads"
+    telemetry = Telemetry()
 
     db = LeadsDatabase()
     contacts = RpcClient("contacts", timeout=remote_timeout())

@@ -5,6 +5,7 @@ from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient
+from crm_common.telemetry import Telemetry
 from tasks import handlers
 from tasks.dependencies import RELATED_CHECK_TIMEOUT, RelatedRecords, TasksDatabase
 from tasks.exceptions import InvalidTask, TaskNotFound
@@ -22,6 +23,7 @@ LEAD_DELETED_RETRY_DELAY = 1.0
 
 class TasksService:
     name = "tasks"
+    telemetry = Telemetry()
 
     db = TasksDatabase()
     leads = RpcClient("leads", timeout=RELATED_CHECK_TIMEOUT)

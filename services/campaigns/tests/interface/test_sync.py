@@ -131,6 +131,33 @@ def test_the_last_sync_is_kept_for_the_settings(call, graph, db):
     assert failed["at"] >= ok["at"]
 
 
+def test_the_metrics_keep_the_last_successful_sync_after_a_failed_one(call, graph, db):
+    from campaigns.dependencies import sync_metrics
+
+    def metrics():
+        return {(f.name, tuple(s.labels.items())): s.value
+                for f in sync_metrics(db) for s in f.samples}
+
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM sync_state"))
+    assert metrics() == {}                          # no sync yet: nothing to say
+    campaign(graph, "c1")
+    call("sync_now")
+    after_ok = metrics()
+    last_ok = after_ok[("crm_meta_sync_last_success_timestamp_seconds", ())]
+    assert after_ok[("crm_meta_sync_status", (("status", "ok"),))] == 1.0
+    assert last_ok == after_ok[("crm_meta_sync_last_attempt_timestamp_seconds", ())]
+
+    graph.token = "another"
+    with pytest.raises(GraphRefused):
+        call("sync_now")
+    after_error = metrics()
+    assert after_error[("crm_meta_sync_status", (("status", "error"),))] == 1.0
+    assert after_error[("crm_meta_sync_status", (("status", "ok"),))] == 0.0
+    assert after_error[("crm_meta_sync_last_success_timestamp_seconds", ())] == last_ok
+    assert after_error[("crm_meta_sync_last_attempt_timestamp_seconds", ())] >= last_ok
+
+
 def test_rate_limits_are_retried(call, graph, db):
     campaign(graph, "c1")
     day(graph, "c1", "2024-03-01")

@@ -16,6 +16,7 @@ import falcon
 
 from gateway.errors import JsonError, bad_request, unavailable
 from gateway.http import parse_json, read_body
+from gateway.middleware import request_context
 from gateway.openapi import operation
 from gateway.rpc import ServiceUnavailable
 from gateway.schemas.webhooks import Acknowledged, Handshake, WebhookDelivery
@@ -110,9 +111,7 @@ class MetaWebhook:
                        "request_id": req.context.request_id}
             try:
                 self.client.dispatch(EVENT_SOURCE, EVENT_TYPE, message, consumer="leads",
-                                     timeout=self.timeout, context={
-                                         "call_id_stack": ["gateway.http.%s"
-                                                           % req.context.request_id]})
+                                     timeout=self.timeout, context=request_context(req))
             except ServiceUnavailable as exc:
                 log.warning("lead ad delivery not queued: %s", exc)
                 raise unavailable("The lead-ad intake is unavailable; deliver again later.")
