@@ -31,8 +31,9 @@ RUN chmod 0755 /app/services/*/run.sh /app/bin/*.py \
 
 USER crm:crm
 
-# The gateway's port; nameko services listen on nothing (AMQP only).
-EXPOSE 8000
+# The gateway's port; a nameko service listens only for Prometheus
+# (CRM_METRICS_PORT, 9100 in docker-compose.yml); RPC and events go over AMQP.
+EXPOSE 8000 9100
 
 # Default: the gateway. Compose overrides working_dir per service.
 WORKDIR /app/services/gateway

@@ -105,3 +105,50 @@ def test_interpolation_follows_compose():
     assert interpolate("$$HOME ${SET:+alt} ${UNSET:+alt}", env) == "$HOME alt "
     with pytest.raises(ValueError):
         interpolate("${UNSET:?needed}", env)
+
+
+PROMETHEUS_DIR = COMPOSE.parent / "deploy" / "prometheus"
+
+
+def test_prometheus_runs_only_in_the_monitoring_profile(compose):
+    prometheus = compose["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    # nothing of the stack needs it
+    assert all("profiles" not in compose["services"][name] for name in STACK)
+    for volume in prometheus["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("./"):
+            assert (COMPOSE.parent / source).is_file(), "%s mounts %s: no such file" % (
+                "prometheus", source)
+
+
+def test_prometheus_scrapes_the_gateway_and_every_replica_of_every_service(compose):
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(STACK)
+    metrics_port = int(compose["x-crm-env"]["CRM_METRICS_PORT"])
+    for name in STACK:
+        [sd] = jobs[name]["dns_sd_configs"]      # every replica, by Docker's DNS
+        assert sd["names"] == [name] and sd["type"] == "A"
+        if name == "gateway":
+            assert sd["port"] == 8000 and jobs[name]["metrics_path"] == "/metrics"
+            ports = [p.split(":")[-1] for p in compose["services"]["gateway"]["ports"]]
+            assert "8000" in ports
+        else:
+            assert sd["port"] == metrics_port
+            assert compose["services"][name]["environment"]["CRM_METRICS_PORT"] == str(
+                metrics_port)
+    mounted = {v.split(":")[1] for v in compose["services"]["prometheus"]["volumes"]}
+    assert set(config["rule_files"]) <= mounted
+
+
+def test_the_alerts_name_metrics_the_stack_serves():
+    code = "\n".join(p.read_text() for p in (COMPOSE.parent / "libs").rglob("*.py")) + \
+        "\n".join(p.read_text() for p in (COMPOSE.parent / "services").rglob("*.py"))
+    rules = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            for metric in re.findall(r"\b(crm_[a-z_]+)", rule["expr"]):
+                base = re.sub(r"_(total|count|sum|bucket)$", "", metric)
+                assert '"%s"' % base in code or '"%s"' % metric in code, (
+                    "%s: %s is not a metric of the stack" % (rule["alert"], metric))
