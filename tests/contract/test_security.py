@@ -149,6 +149,14 @@ def test_secrets_are_never_logged(api, stack, graph, used_keys, reset_key):
         "Content-Type": "application/json",
         "X-Hub-Signature-256": sign(env["META_APP_SECRET"], raw.encode())})
     assert r.status_code == 200 and r.json() == {"received": 2}
+    wait_for(lambda: api.get("/api/leads", params={"search": "walk.%s" % leadgen_id}).json(),
+             timeout=30, what="the lead fetched from the Graph API")
+    # the unknown submission was fetched (Graph's 404 is final: one attempt)
+    # before `fail_next` is set: that fetch would take the failure meant for
+    # the sync
+    missing = "/v21.0/999" + leadgen_id
+    wait_for(lambda: any(path == missing for path, _ in list(graph.requests)),
+             timeout=30, what="the unknown submission's fetch")
     assert api.post("/api/campaigns/sync").status_code == 200
     graph.fail_next.append((400, {"error": {"message": "Invalid OAuth access token.",
                                             "type": "OAuthException", "code": 190}}))
@@ -160,8 +168,7 @@ def test_secrets_are_never_logged(api, stack, graph, used_keys, reset_key):
     assert rotated.status_code == 200
     used_keys.append(rotated.json()["apiKey"])
     api.key = rotated.json()["apiKey"]
-    wait_for(lambda: api.get("/api/leads", params={"search": "walk.%s" % leadgen_id}).json(),
-             timeout=30, what="the lead fetched from the Graph API")
+    assert api.get("/api/leads", params={"search": "walk.%s" % leadgen_id}).json()
     reset_key()
     time.sleep(0.5)             # the processes' last lines reach the log
 
