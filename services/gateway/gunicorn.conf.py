@@ -8,21 +8,6 @@ import tempfile
 
 import gunicorn.util
 
-# The workers' metrics are written to files here and summed by whichever
-# worker answers GET /metrics (gateway/metrics.py). Set before any worker
-# imports prometheus_client, which reads it at import. One directory per
-# gateway run, made here and removed on exit, unless one is given (then its
-# files from an earlier run are removed: they would be summed in).
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    METRICS_DIR, OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"], False
-    os.makedirs(METRICS_DIR, exist_ok=True)
-    for name in os.listdir(METRICS_DIR):
-        if name.endswith(".db"):
-            os.remove(os.path.join(METRICS_DIR, name))
-else:
-    METRICS_DIR, OWN_METRICS_DIR = tempfile.mkdtemp(prefix="crm-gateway-metrics-"), True
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
-
 from crm_common import logs
 from crm_common.config import Settings
 from gateway import generation  # noqa: F401  (made here, so every worker shares it)
@@ -83,11 +68,37 @@ def write_json_error(sock, status_int, reason, mesg):
 gunicorn.util.write_error = write_json_error
 
 
+# Where the workers write their metrics (on_starting).
+METRICS_DIR, OWN_METRICS_DIR = None, False
+
+
+def prepare_metrics_dir():
+    """The directory the workers write their metrics to, summed by whichever
+    worker answers GET /metrics (gateway/metrics.py): PROMETHEUS_MULTIPROC_DIR
+    when given (its files of an earlier run removed: they would be summed
+    in), else one made for this run and removed on exit. Set in the
+    environment before any worker imports prometheus_client, which reads it
+    at import; workers inherit it."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.remove(os.path.join(given, name))
+        return given, False
+    made = tempfile.mkdtemp(prefix="crm-gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made, True
+
+
 def on_starting(server):
-    """Once, before any worker: migrate the gateway database and make sure an
-    API key exists (CRM_API_KEY, or a generated one printed here once). In a
-    child process: the master only forks and watches workers, and importing
-    SQLAlchemy and alembic here would keep ~30 MiB in it for its whole life."""
+    """Once, before any worker: the metrics directory; then migrate the
+    gateway database and make sure an API key exists (CRM_API_KEY, or a
+    generated one printed here once). In a child process: the master only
+    forks and watches workers, and importing SQLAlchemy and alembic here
+    would keep ~30 MiB in it for its whole life."""
+    global METRICS_DIR, OWN_METRICS_DIR
+    METRICS_DIR, OWN_METRICS_DIR = prepare_metrics_dir()
     logs.configure(os.environ.get("CRM_LOG_LEVEL", "INFO"))
     import subprocess
 
@@ -125,7 +136,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if OWN_METRICS_DIR:
+    if OWN_METRICS_DIR and METRICS_DIR:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 

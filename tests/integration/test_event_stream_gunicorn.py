@@ -41,6 +41,8 @@ def gateway(amqp_uri, tmp_path):
                CRM_API_KEY=key, CRM_PORT=str(port), CRM_BIND="127.0.0.1",
                CRM_GATEWAY_WORKERS=str(WORKERS), CRM_GATEWAY_THREADS=str(THREADS),
                CRM_SSE_MAX_STREAMS=str(CAP), CRM_SSE_HEARTBEAT="0.5", PYTHONUNBUFFERED="1",
+               # a SIGKILLed gunicorn removes no directory of its own
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
                PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "libs"),
                                            os.path.join(ROOT, "services", "gateway")]))
     log_path = tmp_path / "gateway.log"
