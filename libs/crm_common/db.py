@@ -131,8 +131,18 @@ class Store:
         self._headers = headers
         self._idempotency_key = idempotency_key
 
-    def transaction(self):
-        return UnitOfWork(self._provider.session_factory, self._provider.wake_relay, self._headers)
+    @property
+    def correlation_id(self):
+        """The worker's correlation id (crm_common.telemetry)."""
+        return self._headers.get("nameko." + telemetry.CONTEXT_KEY)
+
+    def transaction(self, correlation_id=None):
+        """A unit of work; its events carry the worker's headers, or
+        `correlation_id` when given (work done for an earlier request)."""
+        headers = self._headers
+        if correlation_id:
+            headers = dict(headers, **{"nameko." + telemetry.CONTEXT_KEY: correlation_id})
+        return UnitOfWork(self._provider.session_factory, self._provider.wake_relay, headers)
 
     def read(self):
         """For entrypoints that only read (see ReadOnlyWork)."""

@@ -220,14 +220,15 @@ def caused_by(message, request_ids):
     """Whether the message's call-id stack starts where the document says:
     at one of this test's requests (or, for a lead made from a lead ad, maybe
     at the leads service's timer that retries submissions), and its
-    correlation id names that start."""
+    correlation id names the request (the webhook delivery's, for those)."""
     root = message.headers["nameko.call_id_stack"][0]
     correlation_id = message.headers["nameko.correlation_id"]
     if root.startswith(GATEWAY_CALL):
         request_id = root[len(GATEWAY_CALL):]
         return request_id in request_ids and correlation_id == request_id
+    # the timer made the lead of a submission: under the delivery's id
     return (message.source == "leads" and root.startswith("leads.fetch_due_lead_ads.")
-            and correlation_id == root)
+            and correlation_id in request_ids)
 
 
 def test_every_published_event_is_as_documented(crm, meta_graph, event_tap):

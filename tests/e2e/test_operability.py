@@ -163,3 +163,41 @@ def test_every_line_of_every_process_is_one_json_object(stack, api):
             not_json.append(line)
     assert not not_json, "%d lines are not JSON log entries, e.g.:\n%s" % (
         len(not_json), "\n".join(not_json[:10]))
+
+
+def test_a_lead_made_by_the_retry_timer_carries_the_webhook_delivery_correlation_id(
+        stack, api, graph, meta_app_secret):
+    import hashlib
+    import hmac
+    import time
+
+    leadgen_id = str(uuid.uuid4().int)[:15]
+    email = "e2e.timer.%s@example.com" % leadgen_id
+    graph.leads[leadgen_id] = {"id": leadgen_id, "created_time": "2024-03-10T10:00:00+0000",
+                               "field_data": [{"name": "email", "values": [email]}]}
+    # the handler's own attempt meets a Graph API that is away (a 503, one
+    # attempt per process turn); the timer's retry makes the lead
+    graph.fail_next.append((503, {"error": {"message": "Service unavailable", "code": 2}}))
+    raw = json.dumps({"object": "page", "entry": [{"id": "9001", "time": int(time.time()),
+                      "changes": [{"field": "leadgen", "value": {
+                          "leadgen_id": leadgen_id, "page_id": "9001"}}]}]}).encode()
+    request_id = "e2e-hook-" + uuid.uuid4().hex[:12]
+    r = requests.post(api.url + "/api/webhooks/meta", data=raw, timeout=10, headers={
+        "Content-Type": "application/json", "X-Request-ID": request_id,
+        "X-Hub-Signature-256": "sha256=" + hmac.new(meta_app_secret.encode(), raw,
+                                                     hashlib.sha256).hexdigest()})
+    assert r.status_code == 200
+    wait_for(lambda: api.get("/api/leads", params={"search": email}).json(), timeout=30,
+             what="the lead made by the retry")
+    assert sum(1 for path, _ in list(graph.requests) if path.endswith("/" + leadgen_id)) >= 2
+
+    def traced():
+        mine = [(p, e) for p, e in log_entries(stack) if e.get("correlation_id") == request_id]
+        steps = {(p, e.get("entrypoint")) for p, e in mine}
+        return mine if ("analytics", "on_lead_created") in steps else None
+
+    mine = wait_for(traced, timeout=20, what="analytics' line for the timer's lead")
+    steps = {(p, e.get("entrypoint")) for p, e in mine}
+    assert ("leads", "receive_lead_ads") in steps
+    # the failed first attempt, and the timer's successful one, under the same id
+    assert any(e["level"] == "warning" and leadgen_id in e["message"] for p, e in mine)

@@ -162,9 +162,10 @@ def _note(submission, graph_lead, others, matched):
 
 # ---- commands ---------------------------------------------------------------
 
-def record_submissions(tx, delivery):
+def record_submissions(tx, delivery, correlation_id=None):
     """Keep each `leadgen` change of a delivery as a pending submission, once
-    per leadgen id. Returns the ids that are new."""
+    per leadgen id, with the delivery's correlation id. Returns the ids that
+    are new."""
     rows = submissions_of(delivery)
     if not rows:
         return []
@@ -172,7 +173,7 @@ def record_submissions(tx, delivery):
     inserted = tx.session.execute(
         pg_insert(LeadAdSubmission)
         .values([dict(row, received_at=now, status="pending", attempts=0, next_attempt_at=now,
-                      updated_at=now) for row in rows])
+                      updated_at=now, correlation_id=correlation_id) for row in rows])
         .on_conflict_do_nothing(index_elements=["leadgen_id"])
         .returning(LeadAdSubmission.leadgen_id)).scalars().all()
     tx.commit()
@@ -187,15 +188,17 @@ def _due_and_unclaimed(now):
 
 def claim(tx, leadgen_id, policy):
     """Take a pending, due, unclaimed submission for one fetch (a lease of
-    `policy.lease` s, so a process that dies lets it go). Returns the number
-    of this attempt, or None when another instance has it or it is not due."""
+    `policy.lease` s, so a process that dies lets it go). Returns the attempt
+    (`number`, and the `correlation_id` of the delivery that brought it), or
+    None when another instance has it or it is not due."""
     now = utcnow()
     attempt = tx.session.execute(
         sa.update(LeadAdSubmission)
         .where(LeadAdSubmission.leadgen_id == leadgen_id, *_due_and_unclaimed(now))
         .values(claimed_until=now + dt.timedelta(seconds=policy.lease),
                 attempts=LeadAdSubmission.attempts + 1, updated_at=now)
-        .returning(LeadAdSubmission.attempts)).scalar()
+        .returning(LeadAdSubmission.attempts.label("number"),
+                   LeadAdSubmission.correlation_id)).first()
     tx.commit()
     return attempt
 

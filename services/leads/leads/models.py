@@ -121,6 +121,8 @@ class LeadAdSubmission(Base):
     status: Mapped[str] = mapped_column(sa.String(10), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[sa.DateTime] = mapped_column(sa.DateTime(timezone=True))
+    # the webhook delivery's (the gateway's X-Request-ID): see crm_common.telemetry
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(128))
     claimed_until: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     # What the Graph API answered (kept so a failed mapping can be read and fixed by hand).

@@ -4,6 +4,7 @@ import logging
 from nameko.exceptions import RemoteError
 from nameko.timer import timer
 
+from crm_common import logs
 from crm_common.entrypoints import rpc
 from crm_common.errors import Unavailable, ValidationFailed
 from crm_common.graph import GraphError, GraphRefused
@@ -105,7 +106,7 @@ class LeadsService:
         """A webhook delivery the gateway accepted: keep each submission (then
         the message may go), and try to make its lead at once."""
         with self.db.transaction() as tx:
-            fresh = lead_ads.record_submissions(tx, delivery)
+            fresh = lead_ads.record_submissions(tx, delivery, self.db.correlation_id)
         for leadgen_id in fresh:
             self._make_lead_ad(leadgen_id)
 
@@ -127,32 +128,45 @@ class LeadsService:
         policy = self.graph.policy
         try:
             with self.db.transaction() as tx:
-                if lead_ads.claim(tx, leadgen_id, policy) is None:
-                    return None          # another instance has it, or it is done
-            try:
-                graph_lead = self.graph.fetch(leadgen_id)
-            except GraphError as exc:
-                with self.db.transaction() as tx:
-                    lead_ads.record_failure(tx, leadgen_id, exc,
-                                            isinstance(exc, GraphRefused), policy)
-                return None
-            try:
-                with self.db.transaction() as tx:
-                    return lead_ads.complete(tx, leadgen_id, graph_lead)
-            except lead_ads.UnusableSubmission as exc:
-                with self.db.transaction() as tx:
-                    lead_ads.record_failure(tx, leadgen_id, exc, True, policy, graph_lead)
-            except Unavailable:
-                raise
-            except Exception as exc:
-                # A bug, not Meta: counted as an attempt, so it stops (failed,
-                # listed) instead of looping; the traceback is in the log.
-                log.exception("lead ad %s: could not make the lead", leadgen_id)
-                with self.db.transaction() as tx:
-                    lead_ads.record_failure(tx, leadgen_id, exc, False, policy, graph_lead)
+                attempt = lead_ads.claim(tx, leadgen_id, policy)
+            if attempt is None:
+                return None              # another instance has it, or it is done
+            # the work goes on under the webhook delivery's correlation id
+            # (the timer's own when a submission has none)
+            with logs.bound(**dict(logs.current(), correlation_id=attempt.correlation_id
+                                   or self.db.correlation_id)):
+                return self._fetch_lead_ad(leadgen_id, policy, attempt.correlation_id)
         except Unavailable:
             # The database went away: the claim lapses and the timer retries.
             log.warning("lead ad %s: database unavailable; will retry", leadgen_id)
+        return None
+
+    def _fetch_lead_ad(self, leadgen_id, policy, correlation_id):
+        """Fetch a claimed submission and make its lead, or record why not;
+        the events carry `correlation_id` (the delivery's) when there is one."""
+        def transaction():
+            return self.db.transaction(correlation_id=correlation_id)
+
+        try:
+            graph_lead = self.graph.fetch(leadgen_id)
+        except GraphError as exc:
+            with transaction() as tx:
+                lead_ads.record_failure(tx, leadgen_id, exc, isinstance(exc, GraphRefused), policy)
+            return None
+        try:
+            with transaction() as tx:
+                return lead_ads.complete(tx, leadgen_id, graph_lead)
+        except lead_ads.UnusableSubmission as exc:
+            with transaction() as tx:
+                lead_ads.record_failure(tx, leadgen_id, exc, True, policy, graph_lead)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            # A bug, not Meta: counted as an attempt, so it stops (failed,
+            # listed) instead of looping; the traceback is in the log.
+            log.exception("lead ad %s: could not make the lead", leadgen_id)
+            with transaction() as tx:
+                lead_ads.record_failure(tx, leadgen_id, exc, False, policy, graph_lead)
         return None
 
     @rpc(expected_exceptions=EXPECTED)
