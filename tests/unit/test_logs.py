@@ -34,3 +34,40 @@ def test_declared_business_errors_are_logged_as_info_without_a_traceback():
                "(expected) error handling worker <leads.get_lead>: No lead with this id.", exc=True)
     line = json.loads(JsonFormatter().format(r))
     assert line["level"] == "info" and "exception" not in line
+
+
+def test_secrets_are_redacted_in_the_message_the_error_and_the_traceback():
+    formatter = JsonFormatter(secrets=["s3cr3t-app-value"])
+    r = record("x", logging.ERROR, "GET https://graph.facebook.com/v21.0/1?fields=a&access_token="
+               "EAAB123&after=2 with Authorization: Bearer crm_abcdef0123 via "
+               "amqp://guest:hunter22@rabbit:5672// (secret s3cr3t-app-value)", exc=True)
+    r.error = "ValueError: appsecret_proof=deadbeef"
+    line = formatter.format(r)
+    for secret in ("EAAB123", "crm_abcdef0123", "hunter22", "s3cr3t-app-value", "deadbeef"):
+        assert secret not in line
+    entry = json.loads(line)
+    assert "access_token=[redacted]&after=2" in entry["message"]
+    assert "amqp://guest:[redacted]@rabbit" in entry["message"]
+
+
+def test_the_secret_settings_come_from_the_environment():
+    from crm_common.logs import secret_values
+
+    env = {"META_APP_SECRET": "app-secret-123", "CRM_API_KEY": "crm_key_456",
+           "META_VERIFY_TOKEN": "x", "CRM_PORT": "8000"}
+    # too short a value would redact ordinary words; other settings are not secrets
+    assert secret_values(env) == ["app-secret-123", "crm_key_456"]
+
+
+def test_bound_fields_are_on_every_line_until_unbound():
+    from crm_common import logs
+
+    formatter = JsonFormatter(secrets=())
+    with logs.bound(correlation_id="req-1", service="leads"):
+        inside = json.loads(formatter.format(record("x", logging.INFO, "inside")))
+        own = record("x", logging.INFO, "own")
+        own.correlation_id = "req-2"            # a record's own field wins
+        assert json.loads(formatter.format(own))["correlation_id"] == "req-2"
+    outside = json.loads(formatter.format(record("x", logging.INFO, "outside")))
+    assert inside["correlation_id"] == "req-1" and inside["service"] == "leads"
+    assert "correlation_id" not in outside
