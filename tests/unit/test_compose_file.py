@@ -138,6 +138,10 @@ def test_prometheus_scrapes_the_gateway_and_every_replica_of_every_service(compo
             assert sd["port"] == metrics_port
             assert compose["services"][name]["environment"]["CRM_METRICS_PORT"] == str(
                 metrics_port)
+        labels = compose["services"][name]["labels"]      # for label-based discovery
+        assert labels["prometheus.io/scrape"] == "true"
+        assert int(labels["prometheus.io/port"]) == sd["port"]
+        assert labels["prometheus.io/path"] == jobs[name].get("metrics_path", "/metrics")
     mounted = {v.split(":")[1] for v in compose["services"]["prometheus"]["volumes"]}
     assert set(config["rule_files"]) <= mounted
 
