@@ -65,6 +65,19 @@ def test_requests_are_counted_by_route_template_and_status(client, rpc, make_lea
         value(before, "crm_http_requests_total", **unmatched) == 1
 
 
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")     # falcon's WSGI validator
+def test_unknown_methods_share_one_series(client):
+    before = scrape(client)
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        client.simulate_request(method, "/api/leads")
+    after = scrape(client)
+    assert not any(dict(labels).get("method") in ("BREW", "WHEN", "PROPFIND")
+                   for _, labels in after)
+    other = [k for k in after if k[0] == "crm_http_requests_total" and
+             dict(k[1]).get("method") == "other" and dict(k[1]).get("route") == "/api/leads"]
+    assert sum(after[k] for k in other) - sum(before.get(k, 0) for k in other) == 3
+
+
 def test_refused_requests_are_counted_with_their_status(anon):
     before = scrape(anon)
     assert anon.simulate_get("/api/leads").status_code == 401
