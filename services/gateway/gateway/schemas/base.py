@@ -45,9 +45,12 @@ def ReadOnly(**kw):
 
 
 class ApiModel(BaseModel):
-    """camelCase on the wire; snake_case accepted in bodies; unknown fields refused."""
+    """camelCase on the wire; snake_case accepted in bodies; unknown fields refused.
+    In answers every field is there (a default only says what a body may
+    omit), so the document marks them all required there."""
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True, extra="forbid")
+                              validate_by_alias=True, serialize_by_alias=True, extra="forbid",
+                              json_schema_serialization_defaults_required=True)
 
 
 def read_only_fields(model):
