@@ -63,3 +63,26 @@ def event_tap(amqp_uri):
     yield make
     for tap in taps:
         tap.close()
+
+
+@pytest.fixture
+def log_lines():
+    """What the process logs from now on, as the JSON objects of its lines
+    (crm_common.logs), each formatted when written: with the fields bound
+    for the thread that wrote it."""
+    import io
+    import json
+    import logging
+
+    from crm_common.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(secrets=()))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(old_level)

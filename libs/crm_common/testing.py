@@ -101,6 +101,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def metric_samples(text):
+    """Prometheus's text format as {(sample name, sorted label items): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def free_port_block(size, low=20000, high=32000):
     """A base port B with B .. B+size-1 all free (below Linux's ephemeral
     range, which free_port draws from), for a stack's metrics ports."""

@@ -9,9 +9,8 @@ import re
 import uuid
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from crm_common.testing import wait_for
+from crm_common.testing import metric_samples, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = ("leads", "contacts", "tasks", "campaigns", "analytics")
@@ -39,8 +38,7 @@ def log_entries(stack):
 def scrape(url):
     r = requests.get(url, timeout=10)
     assert r.status_code == 200, url
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(r.text) for s in family.samples}
+    return metric_samples(r.text)
 
 
 def named(samples, name, **labels):

@@ -1,7 +1,8 @@
 """The transactional outbox: an event leaves only when its change commits, and
 one committed while the broker is away is published once it is back. A batch
 goes out in order and its rows are deleted only once the broker confirmed all
-of them; a refusal or a lost connection mid-batch leaves every row in place."""
+of them; a refusal or a lost connection mid-batch leaves every row in place.
+As the service stops, the relay publishes once more what is committed."""
 import threading
 import time
 import uuid
@@ -15,12 +16,13 @@ from kombu import Connection, Exchange, Queue
 from sqlalchemy.orm import sessionmaker
 
 from contacts.dependencies import ALEMBIC_DIR
+from contacts.service import ContactsService
 from crm_common.config import Settings
 from crm_common.db import UnitOfWork
 from crm_common.events import envelope, events_exchange_name
 from crm_common.migrations import prepare
 from crm_common.outbox import OUTBOX, NotConfirmed, OutboxRelay, PublisherConfirms, outbox_row
-from crm_common.testing import TcpProxy, wait_for
+from crm_common.testing import TcpProxy, database_engine, wait_for
 
 SOURCE = "outbox_probe"
 
@@ -61,11 +63,11 @@ def commit_event(engine, marker, fail=False):
         tx.commit()
 
 
-def insert_batch(engine, n):
+def insert_batch(engine, n, event_type="probe_happened"):
     """`n` committed outbox rows in id order; their markers, in that order."""
     markers = ["%s-%03d" % (uuid.uuid4().hex[:8], i) for i in range(n)]
     with engine.begin() as conn:
-        conn.execute(sa.insert(OUTBOX), [outbox_row("probe_happened", envelope({"marker": m}))
+        conn.execute(sa.insert(OUTBOX), [outbox_row(event_type, envelope({"marker": m}))
                                          for m in markers])
     return markers
 
@@ -261,3 +263,59 @@ def test_the_backlog_and_the_published_count_are_in_the_metrics(engine, amqp_uri
         relay.close()
     assert backlog() == (0, 0)
     assert OUTBOX_PUBLISHED.labels(SOURCE)._value.get() == published + 7
+
+
+# -- as the service stops: its relay publishes once more what was committed
+# (the events of its last workers) instead of leaving it to the next start;
+# bounded, and a broker that is away leaves the rows where they are.
+
+def stopped_already():
+    wake, stopped = threading.Event(), threading.Event()
+    wake.set()
+    stopped.set()
+    return wake, stopped
+
+
+def test_a_relay_told_to_stop_publishes_what_is_committed_before_it_returns(
+        engine, amqp_uri, event_tap):
+    tap = event_tap(SOURCE)
+    markers = insert_batch(engine, 3)
+    relay = OutboxRelay(engine, amqp_uri, SOURCE, batch_size=2)
+    relay.run(*stopped_already(), final_drain=5.0)
+    assert pending(engine) == 0
+    assert sorted(seen(tap, markers)) == sorted(markers)
+
+
+def test_without_a_final_drain_the_rows_stay_for_the_next_start(engine, amqp_uri):
+    insert_batch(engine, 2)
+    OutboxRelay(engine, amqp_uri, SOURCE).run(*stopped_already())
+    assert pending(engine) == 2
+
+
+def test_with_the_broker_away_the_final_drain_gives_up_in_time_and_keeps_the_rows(
+        engine, amqp_uri, broker_proxy):
+    broker_proxy.cut()
+    insert_batch(engine, 2)
+    relay = OutboxRelay(engine, broker_proxy.uri(amqp_uri), SOURCE, connect_timeout=1)
+    started = time.monotonic()
+    relay.run(*stopped_already(), final_drain=2.0)
+    assert time.monotonic() - started < 4.0
+    assert pending(engine) == 2
+
+
+def test_a_stopping_service_publishes_the_rows_committed_last(
+        container_factory, service_config, event_tap):
+    """Rows committed just before the stop, which the relay's rounds have not
+    published yet (here: its rounds publish nothing), go out before stop()
+    returns."""
+    tap = event_tap("contacts")
+    container = container_factory(ContactsService, service_config)
+    container.start()
+    provider = next(d for d in container.dependencies if d.attr_name == "db")
+    provider.relay.drain = lambda: 0
+    db = database_engine(container)
+    markers = insert_batch(db, 3, "contact_probe")
+    container.stop()
+    with sa.create_engine(db.url, poolclass=sa.pool.NullPool).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar() == 0
+    assert sorted(seen(tap, markers)) == sorted(markers)

@@ -2,22 +2,18 @@
 line per entrypoint run carrying the correlation id it was given (forwarded
 on the worker's own calls and to event handlers), and the metrics endpoint,
 which answers while every worker is busy."""
-import io
-import json
 import logging
 import urllib.request
 
 import eventlet
 import pytest
 from nameko.rpc import rpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from crm_common.errors import Unavailable
-from crm_common.logs import JsonFormatter
 from crm_common.reliable_events import reliable_event_handler
 from crm_common.rpc import RpcClient as ServiceRpcClient
 from crm_common.telemetry import Telemetry
-from crm_common.testing import free_port, publish_event, wait_for
+from crm_common.testing import free_port, metric_samples, publish_event, wait_for
 from gateway.rpc import RemoteError, RpcClient, ServiceUnavailable
 
 log = logging.getLogger("telemetry_probe")
@@ -64,20 +60,6 @@ class Probe:
 
 
 @pytest.fixture
-def lines():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(secrets=()))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-
-
-@pytest.fixture
 def metrics_port():
     return free_port()
 
@@ -101,9 +83,7 @@ def client(amqp_uri):
 
 def scrape(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+        return metric_samples(r.read().decode())
 
 
 def calls(samples, entrypoint, outcome):
@@ -112,11 +92,12 @@ def calls(samples, entrypoint, outcome):
         "outcome": outcome}.items()))), 0.0)
 
 
-def test_each_call_writes_one_line_with_the_correlation_id_it_was_given(probes, client, lines):
+def test_each_call_writes_one_line_with_the_correlation_id_it_was_given(probes, client,
+                                                                         log_lines):
     context = {"correlation_id": "req-tele-1", "call_id_stack": ["gateway.http.req-tele-1"]}
     assert client.call("telemetry_probe", "relay", 5, context=context) == 5
 
-    mine = [e for e in lines() if e.get("correlation_id") == "req-tele-1"]
+    mine = [e for e in log_lines() if e.get("correlation_id") == "req-tele-1"]
     done = {e["entrypoint"]: e for e in mine if e["logger"] == "crm.worker"}
     assert set(done) == {"relay", "echo"}
     assert done["relay"]["service"] == "telemetry_probe" and done["relay"]["kind"] == "rpc"
@@ -130,31 +111,34 @@ def test_each_call_writes_one_line_with_the_correlation_id_it_was_given(probes, 
 
 
 def test_a_call_without_a_correlation_id_gets_the_gateway_request_id_or_its_own(
-        probes, client, lines):
+        probes, client, log_lines):
     client.call("telemetry_probe", "slow", 0, context={
         "call_id_stack": ["gateway.http.req-tele-2"]})
     client.call("telemetry_probe", "slow", 0)
-    done = [e for e in lines() if e["logger"] == "crm.worker" and e["entrypoint"] == "slow"]
+    done = [e for e in log_lines()
+            if e["logger"] == "crm.worker" and e["entrypoint"] == "slow"]
     assert done[0]["correlation_id"] == "req-tele-2"
     assert done[1]["correlation_id"] == done[1]["call_id"]       # it starts its own
 
 
-def test_an_event_handler_line_carries_the_correlation_id_of_the_event(probes, amqp_uri, lines):
+def test_an_event_handler_line_carries_the_correlation_id_of_the_event(probes, amqp_uri,
+                                                                        log_lines):
     event_id = "7d1a6c1e-2f0b-4b7e-9a57-3e1f1ac0b001"
     publish_event(amqp_uri, "telemetry_source", "thing_happened", {"event_id": event_id},
                   headers={"nameko.correlation_id": "req-tele-3"})
     wait_for(lambda: event_id in HANDLED, what="the event handled")
     wait_for(lambda: any(e["logger"] == "crm.worker" and e.get("event_id") == event_id
-                         for e in lines()), what="its line")
-    [line] = [e for e in lines() if e["logger"] == "crm.worker" and e.get("event_id") == event_id]
+                         for e in log_lines()), what="its line")
+    [line] = [e for e in log_lines()
+              if e["logger"] == "crm.worker" and e.get("event_id") == event_id]
     assert line["correlation_id"] == "req-tele-3" and line["kind"] == "event"
     assert line["event_type"] == "telemetry_source.thing_happened"
     assert any(e["message"] == "handled a thing" and e["correlation_id"] == "req-tele-3"
-               for e in lines())
+               for e in log_lines())
 
 
 def test_outcomes_are_counted_and_business_errors_are_not_faults(probes, client, metrics_port,
-                                                                  lines):
+                                                                  log_lines):
     before = scrape(metrics_port)
     client.call("telemetry_probe", "slow", 0)
     with pytest.raises(RemoteError):
@@ -168,7 +152,7 @@ def test_outcomes_are_counted_and_business_errors_are_not_faults(probes, client,
     key = ("crm_entrypoint_duration_seconds_count", tuple(sorted({
         "service": "telemetry_probe", "entrypoint": "slow", "kind": "rpc"}.items())))
     assert after[key] - before.get(key, 0) == 1
-    levels = {e["entrypoint"]: e["level"] for e in lines() if e["logger"] == "crm.worker"
+    levels = {e["entrypoint"]: e["level"] for e in log_lines() if e["logger"] == "crm.worker"
               and e["entrypoint"] in ("refuse", "crash")}
     assert levels == {"refuse": "info", "crash": "error"}
     # process metrics come with prometheus-client

@@ -1,43 +1,21 @@
 """GET /metrics: every answered request counted and timed by route template
 and status, and the JSON access line naming the request."""
-import io
-import json
 import logging
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from crm_common.logs import JsonFormatter
+from crm_common.testing import metric_samples
 
 
 def scrape(client):
     result = client.simulate_get("/metrics")
     assert result.status_code == 200
     assert result.headers["Content-Type"].startswith("text/plain; version=")
-    samples = {}
-    for family in text_string_to_metric_families(result.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
+    return metric_samples(result.text)
 
 
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-def log_lines():
-    """What the process logs, formatted as each line is written."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(secrets=()))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 def test_metrics_need_no_api_key_and_are_not_in_the_api_document(anon, client):
