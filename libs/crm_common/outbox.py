@@ -161,9 +161,12 @@ class OutboxRelay:
                 log.debug("releasing a broken relay connection", exc_info=True)
         self._connection = self._channel = self._confirms = None
 
-    def _publish_confirmed(self, rows):
-        """Publish `rows` in order; return once the broker confirmed them all."""
+    def _publish_confirmed(self, rows, until=None):
+        """Publish `rows` in order; return once the broker confirmed them all
+        (within `confirm_timeout`, and by the monotonic time `until` if given)."""
         deadline = time.monotonic() + self.confirm_timeout
+        if until is not None:
+            deadline = min(deadline, until)
         channel = self._get_channel()
         confirms = self._confirms
         for row in rows:
@@ -180,8 +183,9 @@ class OutboxRelay:
             confirms.published += 1
         confirms.wait(self._connection.drain_events, max(deadline - time.monotonic(), 0.001))
 
-    def publish_pending(self):
-        """Publish one batch; returns how many rows went out (0: nothing to do).
+    def publish_pending(self, until=None):
+        """Publish one batch (confirmed by the monotonic time `until`, if
+        given); returns how many rows went out (0: nothing to do).
 
         Raises when the broker or the database is unreachable, or the broker
         refused or did not confirm a message in time; the rows stay.
@@ -194,7 +198,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             try:
-                self._publish_confirmed(rows)
+                self._publish_confirmed(rows, until)
             except Exception:
                 self.failures.inc()
                 self._drop_connection()
@@ -242,26 +246,20 @@ class OutboxRelay:
         until the outbox is empty, for `seconds` at most (confirms included).
         What is left, or what a failure leaves, stays for the next start."""
         deadline = time.monotonic() + seconds
-        confirm_timeout, total = self.confirm_timeout, 0
+        total = 0
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.warning("outbox relay: %d event(s) published in the %.0f s before "
-                                "stopping; the rest goes out at the next start", total, seconds)
-                    return
-                self.confirm_timeout = min(confirm_timeout, remaining)
-                sent = self.publish_pending()
+            while time.monotonic() < deadline:
+                sent = self.publish_pending(until=deadline)
                 total += sent
                 if sent < self.batch_size:
                     if total:
                         log.info("outbox relay: %d event(s) published before stopping", total)
                     return
+            log.warning("outbox relay: %d event(s) published in the %.0f s before stopping; "
+                        "the rest goes out at the next start", total, seconds)
         except Exception as exc:
             log.warning("outbox relay: publishing before stopping failed (%s: %s); the events "
                         "go out at the next start", type(exc).__name__, exc)
-        finally:
-            self.confirm_timeout = confirm_timeout
 
 
 def backlog_metrics(engine, service_name):
