@@ -215,13 +215,12 @@ def metrics_port(base, service, instance):
     return base + 1 + SERVICES.index(service) + 10 * instance
 
 
-def build(instances, env, restart):
+def build(instances, env, restart, metrics_base):
     procs = []
-    base = int(env.get("CRM_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT)
     for service in SERVICES:
         for n in range(instances.get(service, 1)):
             label = service if instances.get(service, 1) == 1 else "%s.%d" % (service, n + 1)
-            own_env = dict(env, CRM_METRICS_PORT=str(metrics_port(base, service, n)))
+            own_env = dict(env, CRM_METRICS_PORT=str(metrics_port(metrics_base, service, n)))
             # as run.sh does: nameko run, with a bounded graceful stop
             procs.append(Supervised(label, [sys.executable, "-m", "crm_common.serve",
                                             "--config", "config.yml", "%s.service" % service],
@@ -277,7 +276,8 @@ def main():
         say("declaring the event queues failed: not starting the services")
         return 1
     port = int(env.get("CRM_PORT") or 8000)
-    procs = build(parse_instances(args.instances), env, not args.no_restart)
+    metrics_base = int(env.get("CRM_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT)
+    procs = build(parse_instances(args.instances), env, not args.no_restart, metrics_base)
 
     stopping = threading.Event()
 
@@ -300,9 +300,9 @@ def main():
                              "the one printed by the gateway on its first start "
                              "(set CRM_API_KEY to choose it; rotate with "
                              "POST /api/settings/regenerate-key)"))
-        base = int(env.get("CRM_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT)
         say("metrics: http://127.0.0.1:%d/metrics (gateway)%s" % (port, "".join(
-            ", :%d (%s)" % (metrics_port(base, s, 0), s) for s in SERVICES) if base else ""))
+            ", :%d (%s)" % (metrics_port(metrics_base, s, 0), s) for s in SERVICES)
+            if metrics_base else ""))
         say("Ctrl-C stops everything")
     elif not stopping.is_set():
         say("the gateway is not healthy after %.0f s; still trying (see the logs above)"
